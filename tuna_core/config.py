@@ -1,0 +1,304 @@
+"""Configuration dataclasses: the one source of defaults for the model, the sampler and training.
+
+The library parts (Wan VAE, SigLIP vision tower, Qwen2 decoder) keep their own config classes;
+``ModelConfig`` stores the keyword arguments for them, so a preset is a plain, JSON-serialisable
+description of the whole model. Derived values (compression factors, tokens per image) are
+properties, never stored twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Special tokens every TUNA tokenizer carries (added to a Qwen tokenizer, built into the word one).
+SPECIAL_TOKENS: dict[str, str] = {
+    "pad": "<|pad|>",
+    "bos": "<|bos|>",
+    "eos": "<|eos|>",
+    "unk": "<|unk|>",
+    "boi": "<|boi|>",  # begins an image/video span
+    "eoi": "<|eoi|>",  # ends it
+    "img": "<|img|>",  # placeholder replaced by one visual token
+    "time": "<|time|>",  # placeholder replaced by the time embedding
+}
+
+
+@dataclass(frozen=True)
+class FlowHeadConfig:
+    """The flow-matching head: adaLN-Zero transformer blocks over the LLM's image-span states."""
+
+    hidden_size: int = 256
+    num_layers: int = 2
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    frequency_embedding_size: int = 256
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to build a TUNA model with random weights.
+
+    ``vae``, ``rep_encoder`` and ``llm`` are keyword arguments for diffusers'
+    ``AutoencoderKLWan``, transformers' ``SiglipVisionConfig`` and ``Qwen2Config``.
+    The representation encoder config is already the *adapted* one: ``patch_size`` 1 and
+    ``num_channels`` = VAE latent channels (the 1×1 patch embedding over latents), one layer fewer
+    than the SigLIP checkpoint it may come from, and no pooling head.
+    """
+
+    name: str
+    vae: dict[str, Any]
+    rep_encoder: dict[str, Any]
+    llm: dict[str, Any]
+    head: FlowHeadConfig = field(default_factory=FlowHeadConfig)
+    tokenizer: str = "word"  # "word": the Shapes World word-level tokenizer; "pretrained": from a folder
+    image_size: int = 64  # default square resolution
+    size_multiple: int = 16  # height/width must be multiples of this
+    max_image_side: int = 128
+    video_frames: int = 17
+    video_fps: int = 8
+    max_video_frames: int = 33
+    max_text_tokens: int = 64  # prompt/question budget; longer input is rejected, not truncated
+    time_shift: float = 1.0  # flow time shift at `image_size`; grows with token count (see sampler)
+
+    # -- derived ------------------------------------------------------------------------------
+    @property
+    def latent_channels(self) -> int:
+        return int(self.vae.get("z_dim", 16))
+
+    @property
+    def spatial_compression(self) -> int:
+        return int(self.vae.get("scale_factor_spatial", 8))
+
+    @property
+    def temporal_compression(self) -> int:
+        return int(self.vae.get("scale_factor_temporal", 4))
+
+    @property
+    def llm_hidden_size(self) -> int:
+        return int(self.llm["hidden_size"])
+
+    @property
+    def rep_hidden_size(self) -> int:
+        return int(self.rep_encoder["hidden_size"])
+
+    def latent_frames(self, frames: int) -> int:
+        """Latent frames of a causal video VAE: the first frame alone, then one per `temporal_compression`."""
+        return 1 + (frames - 1) // self.temporal_compression
+
+    def latent_grid(self, frames: int, height: int, width: int) -> tuple[int, int, int]:
+        s = self.spatial_compression
+        return self.latent_frames(frames), height // s, width // s
+
+    def num_visual_tokens(self, frames: int, height: int, width: int) -> int:
+        return math.prod(self.latent_grid(frames, height, width))
+
+    # -- presets ----------------------------------------------------------------------------
+    @classmethod
+    def tiny(cls) -> ModelConfig:
+        """The bundled model: Shapes World at 64×64, sized to train on a 2-core CPU in hours."""
+        z = 16
+        return cls(
+            name="tiny",
+            vae=dict(
+                base_dim=16,
+                z_dim=z,
+                dim_mult=[1, 2, 4, 4],
+                num_res_blocks=1,
+                temperal_downsample=[False, True, True],
+                latents_mean=[0.0] * z,
+                latents_std=[1.0] * z,
+                scale_factor_spatial=8,
+                scale_factor_temporal=4,
+            ),
+            rep_encoder=dict(
+                hidden_size=192,
+                intermediate_size=576,
+                num_hidden_layers=3,
+                num_attention_heads=3,
+                num_channels=z,
+                image_size=8,  # latent side at 64×64; other sizes interpolate
+                patch_size=1,
+                vision_use_head=False,
+            ),
+            llm=dict(
+                vocab_size=256,  # replaced by the tokenizer's size when the model is built
+                hidden_size=256,
+                intermediate_size=768,
+                num_hidden_layers=4,
+                num_attention_heads=4,
+                num_key_value_heads=2,
+                max_position_embeddings=1024,
+                rope_theta=10000.0,
+                tie_word_embeddings=True,
+            ),
+            head=FlowHeadConfig(hidden_size=256, num_layers=2, num_heads=4),
+            tokenizer="word",
+            image_size=64,
+            size_multiple=16,
+            max_image_side=128,
+            max_text_tokens=64,
+            time_shift=1.0,
+        )
+
+    @classmethod
+    def tuna_1_5b(cls) -> ModelConfig:
+        """Paper shapes: Wan 2.2 VAE, SigLIP2-so400m (minus last layer), Qwen2.5-1.5B."""
+        return cls(
+            name="tuna-1.5b",
+            vae=_wan22_vae(),
+            rep_encoder=_siglip2_so400m(z_dim=48),
+            llm=dict(
+                vocab_size=151936,
+                hidden_size=1536,
+                intermediate_size=8960,
+                num_hidden_layers=28,
+                num_attention_heads=12,
+                num_key_value_heads=2,
+                max_position_embeddings=32768,
+                rope_theta=1000000.0,
+                rms_norm_eps=1e-6,
+                tie_word_embeddings=True,
+            ),
+            head=FlowHeadConfig(hidden_size=1536, num_layers=6, num_heads=12),
+            tokenizer="pretrained",
+            image_size=512,
+            size_multiple=32,
+            max_image_side=1024,
+            video_frames=49,
+            video_fps=16,
+            max_video_frames=121,
+            max_text_tokens=512,
+            time_shift=3.0,
+        )
+
+    @classmethod
+    def tuna_7b(cls) -> ModelConfig:
+        """Paper shapes: Wan 2.2 VAE, SigLIP2-so400m (minus last layer), Qwen2.5-7B."""
+        return dataclasses.replace(
+            cls.tuna_1_5b(),
+            name="tuna-7b",
+            llm=dict(
+                vocab_size=152064,
+                hidden_size=3584,
+                intermediate_size=18944,
+                num_hidden_layers=28,
+                num_attention_heads=28,
+                num_key_value_heads=4,
+                max_position_embeddings=32768,
+                rope_theta=1000000.0,
+                rms_norm_eps=1e-6,
+                tie_word_embeddings=False,
+            ),
+            head=FlowHeadConfig(hidden_size=2048, num_layers=6, num_heads=16),
+        )
+
+    @classmethod
+    def preset(cls, name: str) -> ModelConfig:
+        presets = {"tiny": cls.tiny, "tuna-1.5b": cls.tuna_1_5b, "tuna-7b": cls.tuna_7b}
+        if name not in presets:
+            raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(presets)}")
+        return presets[name]()
+
+    # -- serialisation ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"config.json has unknown fields {sorted(unknown)}; is it a TUNA config?")
+        data = dict(data)
+        data["head"] = FlowHeadConfig(**data.get("head", {}))
+        return cls(**data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+PRESETS = ("tiny", "tuna-1.5b", "tuna-7b")
+
+
+def _wan22_vae() -> dict[str, Any]:
+    """Wan 2.2 TI2V VAE shapes: 48 latent channels, 16× spatial (2×2 patchify + 8×), 4× temporal."""
+    z = 48
+    return dict(
+        base_dim=160,
+        decoder_base_dim=256,
+        z_dim=z,
+        dim_mult=[1, 2, 4, 4],
+        num_res_blocks=2,
+        temperal_downsample=[False, True, True],
+        is_residual=True,
+        in_channels=12,
+        out_channels=12,
+        patch_size=2,
+        latents_mean=[0.0] * z,  # the real statistics come with a real checkpoint's config.json
+        latents_std=[1.0] * z,
+        scale_factor_spatial=16,
+        scale_factor_temporal=4,
+    )
+
+
+def _siglip2_so400m(z_dim: int) -> dict[str, Any]:
+    """SigLIP2-so400m-patch16-384 adapted: 1×1 patch embedding over latents, last layer dropped."""
+    return dict(
+        hidden_size=1152,
+        intermediate_size=4304,
+        num_hidden_layers=26,  # 27 in the checkpoint; TUNA drops the last one
+        num_attention_heads=16,
+        num_channels=z_dim,
+        image_size=24,  # 384/16: the checkpoint's 24×24 position table, interpolated per input
+        patch_size=1,
+        layer_norm_eps=1e-6,
+        vision_use_head=False,
+    )
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Defaults for generation and decoding; the CLI flags and the app's sliders read these."""
+
+    steps: int = 50
+    guidance: float = 7.5
+    time_shift: float | None = None  # None: the model's shift for the requested size
+    solver: str = "euler"  # "euler" or "heun"
+    max_new_tokens: int = 64
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+
+    @classmethod
+    def for_model(cls, config: ModelConfig) -> SamplerConfig:
+        """The tiny model is trained for short schedules; full-size models use the paper's."""
+        if config.name == "tiny":
+            return cls(steps=20, guidance=3.0, max_new_tokens=48)
+        return cls()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Input limits the pipeline, CLI and app enforce (one place, so all three agree)."""
+
+    max_prompt_chars: int = 2000
+    min_steps: int = 1
+    max_steps: int = 200
+    min_guidance: float = 1.0
+    max_guidance: float = 20.0
+    max_num_images: int = 4
+    max_upload_pixels: int = 4096 * 4096
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_video_seconds: float = 60.0

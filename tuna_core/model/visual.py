@@ -1,0 +1,103 @@
+"""The unified visual representation: Wan VAE encoder cascaded with a SigLIP vision tower.
+
+Pixels (B, 3, T, H, W) in [-1, 1] → VAE latents (B, C, T', h, w), normalised by the VAE's
+config statistics → the representation encoder sees each latent frame as a C-channel "image"
+through a 1×1 patch embedding → connector into the LLM width. Understanding feeds clean
+latents; generation feeds the noisy x_t through the same path.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import AutoencoderKLWan
+from torch import nn
+from transformers import SiglipVisionConfig, SiglipVisionModel
+
+
+class LatentVAE(nn.Module):
+    """diffusers' AutoencoderKLWan plus the latent normalisation the rest of the model expects.
+
+    An image is a one-frame video. Encoding takes the posterior mean, so the same image always
+    gives the same latent.
+    """
+
+    def __init__(self, vae: AutoencoderKLWan) -> None:
+        super().__init__()
+        self.vae = vae
+        z = vae.config.z_dim
+        self.register_buffer("mean", torch.tensor(vae.config.latents_mean).view(1, z, 1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(vae.config.latents_std).view(1, z, 1, 1, 1), persistent=False)
+
+    def refresh_statistics(self) -> None:
+        """Re-read latents_mean/std from the VAE config (after training sets them)."""
+        z = self.vae.config.z_dim
+        self.mean = torch.tensor(self.vae.config.latents_mean, device=self.mean.device).view(1, z, 1, 1, 1)
+        self.std = torch.tensor(self.vae.config.latents_std, device=self.std.device).view(1, z, 1, 1, 1)
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) in [-1, 1] → normalised latents (B, C, T', H/s, W/s)."""
+        dtype = next(self.vae.parameters()).dtype
+        mu = self.vae.encode(pixels.to(dtype)).latent_dist.mode()
+        return ((mu - self.mean.to(mu.dtype)) / self.std.to(mu.dtype)).float()
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Normalised latents → pixels (B, 3, T, H, W) clamped to [-1, 1]."""
+        dtype = next(self.vae.parameters()).dtype
+        z = latents.to(dtype) * self.std.to(dtype) + self.mean.to(dtype)
+        return self.vae.decode(z).sample.float().clamp(-1.0, 1.0)
+
+
+def build_representation_encoder(config: dict) -> SiglipVisionModel:
+    """A SigLIP vision tower whose patch embedding is a 1×1 conv over VAE latent channels.
+
+    The adapted config (patch_size 1, num_channels = latent channels, no head) makes
+    transformers build that embedding itself, so the rest of the tower is the library's.
+    """
+    return SiglipVisionModel(SiglipVisionConfig(**config))
+
+
+class RepresentationEncoder(nn.Module):
+    """Latents (B, C, T, h, w) → features (B, T·h·w, D): frames folded into the batch."""
+
+    def __init__(self, tower: SiglipVisionModel) -> None:
+        super().__init__()
+        self.tower = tower
+        cfg = tower.config
+        self.native_side = cfg.image_size // cfg.patch_size
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        b, c, t, h, w = latents.shape
+        frames = latents.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)  # (B·T, C, h, w)
+        dtype = self.tower.get_input_embeddings().weight.dtype
+        out = self.tower(
+            pixel_values=frames.to(dtype), interpolate_pos_encoding=(h, w) != (self.native_side, self.native_side)
+        ).last_hidden_state  # (B·T, h·w, D)
+        return out.reshape(b, t * h * w, -1)
+
+
+class Connector(nn.Module):
+    """RMSNorm → Linear → GELU → Linear: representation width into the LLM width."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.norm = nn.RMSNorm(in_dim, eps=1e-6)
+        self.fc1 = nn.Linear(in_dim, out_dim)
+        self.act = nn.GELU(approximate="tanh")
+        self.fc2 = nn.Linear(out_dim, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(self.norm(x))))
+
+
+class VisualTokens(nn.Module):
+    """Representation encoder + connector: the unit that runs at every denoising step."""
+
+    def __init__(self, encoder: RepresentationEncoder, connector: Connector) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.connector = connector
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, h, w) normalised latents → (B, T·h·w, D_llm)."""
+        feats = self.encoder(latents)
+        return self.connector(feats.to(self.connector.fc1.weight.dtype))

@@ -1,0 +1,372 @@
+"""TunaPipeline: the four tasks behind one object, with validation, seeding and progress.
+
+Each call: 1. check inputs → 2. encode the prompt (text prefix + any source image, cached once)
+→ 3. noise from the caller's seed → 4. ODE sampler (representation encoder, LLM span and flow
+head per step) → 5. VAE decode → 6. a typed result with settings and per-stage timings.
+All per-call state is local, so concurrent callers (Gradio) cannot see each other's requests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from tuna_core.config import Limits, ModelConfig, SamplerConfig
+from tuna_core.layout import Layout, chat_layout, editing_layout, generation_layout, prefix_layout
+from tuna_core.media import to_rgb
+from tuna_core.model import TunaModel
+from tuna_core.sampler import guided, sample_token, solve_ode, time_grid
+from tuna_core.tokenizer import TunaTokenizer
+
+Progress = Callable[[int, int], None]  # (step done, total steps)
+Image_ = Image.Image | np.ndarray
+
+
+@dataclass
+class Units:
+    """The compiled units the pipeline calls; engines/ swaps these for TensorRT or torch.compile."""
+
+    vae_encode: Callable[[torch.Tensor], torch.Tensor]  # pixels (B,3,T,H,W) → latents
+    visual: Callable[[torch.Tensor], torch.Tensor]  # latents → visual tokens (B,N,D)
+    vae_decode: Callable[[torch.Tensor], torch.Tensor]  # latents → pixels
+    backends: dict[str, str] = field(default_factory=lambda: {"encoder": "eager", "decoder": "eager"})
+
+    @classmethod
+    def eager(cls, model: TunaModel) -> Units:
+        return cls(model.vae.encode, model.visual, model.vae.decode)
+
+
+@dataclass
+class ImageResult:
+    images: list[Image.Image]
+    settings: dict[str, Any]
+    timings: dict[str, float]
+
+
+@dataclass
+class VideoResult:
+    frames: np.ndarray  # (T, H, W, 3) uint8
+    fps: int
+    settings: dict[str, Any]
+    timings: dict[str, float]
+
+
+class TunaPipeline:
+    def __init__(
+        self,
+        model: TunaModel,
+        tokenizer: TunaTokenizer,
+        *,
+        model_id: str = "",
+        sampler: SamplerConfig | None = None,
+        limits: Limits = Limits(),
+        units: Units | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.config: ModelConfig = model.config
+        self.model_id = model_id or self.config.name
+        self.defaults = sampler or SamplerConfig.for_model(self.config)
+        self.limits = limits
+        self.units = units or Units.eager(model)
+        self.last_timings: dict[str, float] = {}
+
+    @classmethod
+    def from_pretrained(
+        cls, folder: str | Path | None = None, *, preset: str | None = None, device: str = "cpu", **kwargs: Any
+    ) -> TunaPipeline:
+        """Load a checkpoint folder, or a random-weight preset (say so: it draws noise, not shapes)."""
+        from tuna_core.checkpoint import load_model
+
+        model, tok = load_model(folder, preset=preset, device=device)
+        model_id = Path(folder).name if folder else f"{preset} (random weights)"
+        return cls(model, tok, model_id=model_id, **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    # -- understanding ---------------------------------------------------------------------------
+    def chat(
+        self,
+        messages: Sequence[dict[str, str]],
+        images: Sequence[Image_] | None = None,
+        videos: Sequence[np.ndarray] | None = None,
+        *,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        seed: int = 0,
+        progress: Progress | None = None,
+    ) -> str:
+        """Answer the last user message about the images/videos; returns the whole answer."""
+        answer = ""
+        for answer in self.chat_stream(
+            messages, images, videos, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, progress=progress
+        ):
+            pass
+        return answer
+
+    @torch.no_grad()
+    def chat_stream(
+        self,
+        messages: Sequence[dict[str, str]],
+        images: Sequence[Image_] | None = None,
+        videos: Sequence[np.ndarray] | None = None,
+        *,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        seed: int = 0,
+        progress: Progress | None = None,
+    ) -> Iterator[str]:
+        """Yield the answer so far after each decoded token (greedy unless temperature > 0).
+
+        `messages` alternate user/assistant ({"role", "content"}), ending with a user message;
+        images and videos are placed before the first message, in that order.
+        """
+        max_new = self._check_int("max_new_tokens", max_new_tokens or self.defaults.max_new_tokens, 1, 512)
+        temp = self.defaults.temperature if temperature is None else float(temperature)
+        if not 0.0 <= temp <= 2.0:
+            raise ValueError(f"temperature must be in [0, 2], got {temp}")
+        turns = self._chat_turns(messages)
+        timings: dict[str, float] = {}
+        with _timer(timings, "encode"):
+            latents = [self._encode_images([img]) for img in images or []]
+            latents += [self._encode_video(v) for v in videos or []]
+        if not latents:
+            raise ValueError("attach an image or a video to ask about")
+        layout = chat_layout(self.tokenizer.special, [lat[0, 0].numel() for lat in latents], turns)
+        generator = torch.Generator().manual_seed(seed)
+        tokens: list[int] = []
+        with _timer(timings, "llm"):
+            cache, logits = self.model.start_decoding(layout, latents)
+            position = len(layout)
+            for step in range(max_new):
+                token = sample_token(logits.float().cpu(), temp, self.defaults.top_p, generator)
+                if int(token) == self.tokenizer.special.eos:
+                    break
+                tokens.append(int(token))
+                if progress:
+                    progress(step + 1, max_new)
+                yield self.tokenizer.decode(tokens)
+                logits = self.model.next_logits(cache, token, position)
+                position += 1
+        self.last_timings = timings
+        if not tokens:
+            yield ""
+
+    # -- generation -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def text_to_image(
+        self,
+        prompt: str,
+        negative_prompt: str = "",
+        seed: int = 0,
+        steps: int | None = None,
+        guidance: float | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        num_images: int = 1,
+        progress: Progress | None = None,
+    ) -> ImageResult:
+        settings = self._generation_settings("t2i", prompt, negative_prompt, seed, steps, guidance)
+        height = self._check_side("height", height or self.config.image_size)
+        width = self._check_side("width", width or self.config.image_size)
+        num_images = self._check_int("num_images", num_images, 1, self.limits.max_num_images)
+        settings |= {"height": height, "width": width, "num_images": num_images}
+        grid = self.config.latent_grid(1, height, width)
+        cond = generation_layout(self.tokenizer.special, self._prompt_ids(prompt), 0)
+        uncond = generation_layout(self.tokenizer.special, self._prompt_ids(negative_prompt, allow_empty=True), 0)
+        frames, timings = self._generate(cond, uncond, [], grid, num_images, settings, progress)
+        return ImageResult([Image.fromarray(f[0]) for f in frames], settings, timings)
+
+    @torch.no_grad()
+    def text_to_video(
+        self,
+        prompt: str,
+        seed: int = 0,
+        steps: int | None = None,
+        guidance: float | None = None,
+        num_frames: int | None = None,
+        fps: int | None = None,
+        progress: Progress | None = None,
+    ) -> VideoResult:
+        settings = self._generation_settings("t2v", prompt, "", seed, steps, guidance)
+        num_frames = self._check_frames(num_frames or self.config.video_frames)
+        fps = self._check_int("fps", fps or self.config.video_fps, 1, 60)
+        settings |= {"num_frames": num_frames, "fps": fps}
+        side = self.config.image_size
+        grid = self.config.latent_grid(num_frames, side, side)
+        cond = generation_layout(self.tokenizer.special, self._prompt_ids(prompt), 0)
+        uncond = generation_layout(self.tokenizer.special, [], 0)
+        frames, timings = self._generate(cond, uncond, [], grid, 1, settings, progress)
+        return VideoResult(frames[0][:num_frames], fps, settings, timings)
+
+    @torch.no_grad()
+    def edit(
+        self,
+        image: Image_,
+        instruction: str,
+        seed: int = 0,
+        steps: int | None = None,
+        guidance: float | None = None,
+        progress: Progress | None = None,
+    ) -> ImageResult:
+        settings = self._generation_settings("edit", instruction, "", seed, steps, guidance)
+        settings["instruction"] = settings.pop("prompt")
+        side = self.config.image_size
+        timings: dict[str, float] = {}
+        with _timer(timings, "encode"):
+            source = self._encode_images([image])
+        n = source[0, 0].numel()
+        special = self.tokenizer.special
+        cond = editing_layout(special, n, self._prompt_ids(instruction), 0)
+        uncond = editing_layout(special, n, [], 0)
+        grid = self.config.latent_grid(1, side, side)
+        frames, more = self._generate(cond, uncond, [source], grid, 1, settings, progress)
+        return ImageResult([Image.fromarray(frames[0][0])], settings, timings | more)
+
+    def _generate(
+        self,
+        cond: Layout,
+        uncond: Layout,
+        clean: list[torch.Tensor],
+        grid: tuple[int, int, int],
+        count: int,
+        settings: dict[str, Any],
+        progress: Progress | None,
+    ) -> tuple[list[np.ndarray], dict[str, float]]:
+        """Steps 2–5 shared by every generation task: prefill, noise, ODE, decode."""
+        timings: dict[str, float] = {}
+        guidance = settings["guidance"]
+        use_cfg = guidance != 1.0
+        prefixes = [prefix_layout(cond)] * count + ([prefix_layout(uncond)] * count if use_cfg else [])
+        clean = [lat.expand(len(prefixes), *lat.shape[1:]).to(self.device) for lat in clean]
+        with _timer(timings, "prefill"):
+            ctx = self.model.prefill(prefixes, clean)
+        generator = torch.Generator().manual_seed(settings["seed"])
+        noise = torch.randn((count, self.config.latent_channels, *grid), generator=generator)
+        times = time_grid(settings["steps"], self.model.shift_for(int(np.prod(grid))))
+
+        def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            x = x.to(self.device)
+            if use_cfg:
+                x, t = torch.cat([x, x]), torch.cat([t, t])
+            v = self.model.denoise(ctx, x, t, visual=self.units.visual(x))
+            return guided(v, guidance) if use_cfg else v
+
+        with _timer(timings, "denoise"):
+            latents = solve_ode(velocity, noise, times, solver=self.defaults.solver, callback=progress)
+        with _timer(timings, "decode"):
+            pixels = self.units.vae_decode(latents.to(self.device))  # (B, 3, T, H, W)
+        frames = ((pixels.float().cpu() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        self.last_timings = timings
+        return [f.permute(1, 2, 3, 0).numpy() for f in frames], timings
+
+    # -- input handling ---------------------------------------------------------------------------
+    def _encode_images(self, images: Sequence[Image_]) -> torch.Tensor:
+        side = self.config.image_size
+        arrays = [np.asarray(to_rgb(img, self.limits).resize((side, side), Image.Resampling.BICUBIC)) for img in images]
+        pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)[:, :, None]  # (B, 3, 1, H, W)
+        return self.units.vae_encode((pixels.float() / 127.5 - 1.0).to(self.device))
+
+    def _encode_video(self, video: np.ndarray) -> torch.Tensor:
+        """(T, H, W, 3) uint8 → latents, resampled to the model's frame count and size."""
+        if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
+            raise ValueError(f"expected video frames of shape (T, H, W, 3) uint8, got {video.shape} {video.dtype}")
+        n = self.config.video_frames
+        index = np.linspace(0, len(video) - 1, n).round().astype(int)
+        side = self.config.image_size
+        frames = [np.asarray(Image.fromarray(video[i]).resize((side, side), Image.Resampling.BICUBIC)) for i in index]
+        pixels = torch.from_numpy(np.stack(frames)).permute(3, 0, 1, 2)[None]  # (1, 3, T, H, W)
+        return self.units.vae_encode((pixels.float() / 127.5 - 1.0).to(self.device))
+
+    def _chat_turns(self, messages: Sequence[dict[str, str]]) -> list[tuple[list[int], list[int] | None]]:
+        if not messages or messages[-1].get("role") != "user":
+            raise ValueError("messages must end with a user message")
+        turns: list[tuple[list[int], list[int] | None]] = []
+        for msg in messages:
+            role, text = msg.get("role"), msg.get("content", "")
+            if role == "user":
+                turns.append((self._prompt_ids(text), None))
+            elif role == "assistant" and turns and turns[-1][1] is None:
+                turns[-1] = (turns[-1][0], self.tokenizer.encode(text))
+            else:
+                raise ValueError(f"unexpected message role {role!r} here; alternate 'user' and 'assistant'")
+        return turns
+
+    def _prompt_ids(self, text: str, *, allow_empty: bool = False) -> list[int]:
+        if not isinstance(text, str):
+            raise ValueError(f"prompt must be text, got {type(text).__name__}")
+        text = text.strip()
+        if not text:
+            if allow_empty:
+                return []
+            raise ValueError("the prompt is empty; type what you want")
+        if len(text) > self.limits.max_prompt_chars:
+            raise ValueError(f"the prompt has {len(text)} characters; the limit is {self.limits.max_prompt_chars}")
+        ids = self.tokenizer.encode(text)
+        if len(ids) > self.config.max_text_tokens:
+            raise ValueError(f"the prompt is {len(ids)} tokens long; this model takes at most {self.config.max_text_tokens}")
+        return ids
+
+    def _generation_settings(
+        self, task: str, prompt: str, negative: str, seed: int, steps: int | None, guidance: float | None
+    ) -> dict[str, Any]:
+        self._prompt_ids(prompt)
+        seed = self._check_int("seed", seed, 0, 2**63 - 1)
+        steps = self._check_int("steps", steps or self.defaults.steps, self.limits.min_steps, self.limits.max_steps)
+        guidance = float(self.defaults.guidance if guidance is None else guidance)
+        if not self.limits.min_guidance <= guidance <= self.limits.max_guidance:
+            raise ValueError(f"guidance must be in [{self.limits.min_guidance}, {self.limits.max_guidance}], got {guidance}")
+        return {
+            "task": task,
+            "prompt": prompt.strip(),
+            "negative_prompt": negative.strip(),
+            "seed": seed,
+            "steps": steps,
+            "guidance": guidance,
+            "solver": self.defaults.solver,
+            "model": self.model_id,
+        }
+
+    def _check_side(self, name: str, value: int) -> int:
+        m = self.config.size_multiple
+        value = self._check_int(name, value, m, self.config.max_image_side)
+        if value % m:
+            raise ValueError(f"{name} must be a multiple of {m}, got {value}; try {max(m, value // m * m)}")
+        return value
+
+    def _check_frames(self, value: int) -> int:
+        k = self.config.temporal_compression
+        value = self._check_int("num_frames", value, 1, self.config.max_video_frames)
+        if (value - 1) % k:
+            raise ValueError(f"num_frames must be {k}·n+1 for this VAE (e.g. 17, 33), got {value}")
+        return value
+
+    @staticmethod
+    def _check_int(name: str, value: Any, low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)) or int(value) != value:
+            raise ValueError(f"{name} must be a whole number, got {value!r}")
+        if not low <= int(value) <= high:
+            raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+        return int(value)
+
+
+class _timer:
+    """Context manager adding elapsed seconds to `timings[name]`."""
+
+    def __init__(self, timings: dict[str, float], name: str) -> None:
+        self.timings, self.name = timings, name
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.timings[self.name] = self.timings.get(self.name, 0.0) + time.perf_counter() - self.start
