@@ -118,7 +118,7 @@ def _load_tokenizer(config: ModelConfig, folder: str | Path | None) -> TunaToken
             raise CheckpointError(f"cannot load tokenizer from {folder}: {err}") from None
     if config.tokenizer != "word":
         raise CheckpointError(f"preset {config.name!r} needs a tokenizer folder (--tokenizer DIR or --model DIR)")
-    from tuna_core.data.world import vocabulary  # the Shapes World words define the tiny vocabulary
+    from tuna_core.data.tasks import vocabulary  # the Shapes World words define the tiny vocabulary
 
     return TunaTokenizer.word_level(vocabulary())
 

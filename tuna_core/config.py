@@ -302,3 +302,41 @@ class Limits:
     max_upload_pixels: int = 4096 * 4096
     max_upload_bytes: int = 50 * 1024 * 1024
     max_video_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training recipe (`python -m tuna_core train`); the README's command uses these defaults."""
+
+    seed: int = 0
+    # Stage 1: the VAE alone, on rendered images and videos.
+    vae_steps: int = 1500
+    vae_lr: float = 1e-3
+    vae_batch_images: int = 16
+    vae_batch_videos: int = 2
+    vae_kl_weight: float = 1e-6
+    vae_object_weight: float = 4.0  # extra L1 weight on object pixels, which are ~5% of an image
+    # The latent cache: scenes rendered once and encoded by the frozen VAE.
+    cache_images: int = 24000
+    cache_edits: int = 12000
+    cache_videos: int = 4000
+    # Stage 2: joint training. Each step sums one micro-batch per task (sizes below).
+    steps: int = 3000
+    lr: float = 5e-4
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    flow_weight: float = 1.0
+    text_weight: float = 0.2
+    caption_dropout: float = 0.1
+    batch: dict[str, int] = field(
+        default_factory=lambda: {"t2i": 24, "caption": 8, "qa": 24, "edit": 16, "t2v": 8, "video_qa": 8}
+    )
+    checkpoint_every: int = 100
+    log_every: int = 10
+
+
+BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "assets" / "tuna-tiny"
+"""The checkpoint the app and CLI load by default (trained on Shapes World; see README)."""

@@ -130,7 +130,7 @@ class TunaPipeline:
         `messages` alternate user/assistant ({"role", "content"}), ending with a user message;
         images and videos are placed before the first message, in that order.
         """
-        max_new = self._check_int("max_new_tokens", max_new_tokens or self.defaults.max_new_tokens, 1, 512)
+        max_new = self._check_int("max_new_tokens", _default(max_new_tokens, self.defaults.max_new_tokens), 1, 512)
         temp = self.defaults.temperature if temperature is None else float(temperature)
         if not 0.0 <= temp <= 2.0:
             raise ValueError(f"temperature must be in [0, 2], got {temp}")
@@ -176,8 +176,8 @@ class TunaPipeline:
         progress: Progress | None = None,
     ) -> ImageResult:
         settings = self._generation_settings("t2i", prompt, negative_prompt, seed, steps, guidance)
-        height = self._check_side("height", height or self.config.image_size)
-        width = self._check_side("width", width or self.config.image_size)
+        height = self._check_side("height", _default(height, self.config.image_size))
+        width = self._check_side("width", _default(width, self.config.image_size))
         num_images = self._check_int("num_images", num_images, 1, self.limits.max_num_images)
         settings |= {"height": height, "width": width, "num_images": num_images}
         grid = self.config.latent_grid(1, height, width)
@@ -198,8 +198,8 @@ class TunaPipeline:
         progress: Progress | None = None,
     ) -> VideoResult:
         settings = self._generation_settings("t2v", prompt, "", seed, steps, guidance)
-        num_frames = self._check_frames(num_frames or self.config.video_frames)
-        fps = self._check_int("fps", fps or self.config.video_fps, 1, 60)
+        num_frames = self._check_frames(_default(num_frames, self.config.video_frames))
+        fps = self._check_int("fps", _default(fps, self.config.video_fps), 1, 60)
         settings |= {"num_frames": num_frames, "fps": fps}
         side = self.config.image_size
         grid = self.config.latent_grid(num_frames, side, side)
@@ -321,8 +321,8 @@ class TunaPipeline:
     ) -> dict[str, Any]:
         self._prompt_ids(prompt)
         seed = self._check_int("seed", seed, 0, 2**63 - 1)
-        steps = self._check_int("steps", steps or self.defaults.steps, self.limits.min_steps, self.limits.max_steps)
-        guidance = float(self.defaults.guidance if guidance is None else guidance)
+        steps = self._check_int("steps", _default(steps, self.defaults.steps), self.limits.min_steps, self.limits.max_steps)
+        guidance = float(_default(guidance, self.defaults.guidance))
         if not self.limits.min_guidance <= guidance <= self.limits.max_guidance:
             raise ValueError(f"guidance must be in [{self.limits.min_guidance}, {self.limits.max_guidance}], got {guidance}")
         return {
@@ -357,6 +357,11 @@ class TunaPipeline:
         if not low <= int(value) <= high:
             raise ValueError(f"{name} must be between {low} and {high}, got {value}")
         return int(value)
+
+
+def _default(value: Any, default: Any) -> Any:
+    """`default` only when the caller gave nothing (0 is a value to validate, not a default)."""
+    return default if value is None else value
 
 
 class _timer:

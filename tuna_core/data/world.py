@@ -183,7 +183,8 @@ def sample_scene(
     video: bool = False,
     move_p: float = 0.6,
 ) -> Scene:
-    """A uniformly random valid scene; for `video`, each object moves with `move_p` and at least one moves.
+    """A random valid scene (uniform count, names, sizes, cells); in a `video` each object moves with
+    `move_p`, and at least one moves.
 
     Moves are drawn uniformly over the (start cell, direction) pairs whose two cells are still
     free, so all four directions are equally common.

@@ -5,11 +5,13 @@ generator: colours snap to the nearest spec colour, and shape and size come from
 *coverage* map alpha (its pixels projected onto the line from background to object colour),
 whose sums and moments a blur barely changes:
 
-- size: the object's width and height, measured as the sum over columns (rows) of the largest
-  alpha in that column (row) — exact for a blurred edge — compared with 0.16 N / 0.26 N;
-- shape: a triangle (apex up) is the only shape whose mass is skewed towards its bottom
-  (vertical skewness -0.57 vs 0); otherwise area / (width · height) is 1 for a square and
-  pi / 4 for a circle.
+- shape: the third vertical cumulant of alpha (blur-invariant) is strongly negative only for an
+  apex-up triangle, whose mass sits low; the fourth cumulants of x and y (unchanged by a
+  Gaussian blur) separate a square's flat profile (-1/120 area^2) from a circle's
+  (-1/(16 pi^2) area^2);
+- size: the side follows from the area (blur-invariant) and the shape's fill (1, pi/4, 1/2),
+  nearest of 0.16 N / 0.26 N on a log scale;
+- cell: from the centroid (for a triangle, moved up side/6 to its box centre).
 
 Detected objects carry no jitter; compare scenes with `caption` (or field by field).
 """
@@ -23,15 +25,20 @@ import numpy as np
 
 from tuna_core.data.world import BACKGROUNDS, COLORS, SIZES, Scene, ShapeObject
 
-FOREGROUND_DISTANCE = 60.0  # RGB distance from the background that counts as object (spec colours are >= 162 away)
+FOREGROUND_ALPHA = 0.5  # pixels at least half covered by some object colour are foreground
 MIN_AREA = 0.0032  # blobs with less coverage (fraction of N^2; a quarter of a small triangle) are specks
 MAX_SIDE = 0.31  # a blob wider or taller than this (fraction of N) is touching objects; split it by cell
-TRIANGLE_SKEW = -0.3  # vertical skewness below this means apex-up triangle (ideal -0.57; circle, square 0)
-SQUARE_FILL = 0.9  # area / (width * height) above this means square (ideal 1.0; circle pi / 4)
+# Shape features are cumulants of alpha, which a symmetric blur leaves unchanged (third) or
+# changes little (fourth; zero for a Gaussian blur):
+TRIANGLE_SKEW = -0.003  # third vertical cumulant / side^3: apex-up triangle -1/135, circle and square 0
+SQUARE_KURTOSIS = -0.0076  # mean fourth cumulant of x and y / area^2: square -1/120, circle -1/(16 pi^2)
+NEAR_DISTANCE = 0.03  # soft edges are collected this far (fraction of N, at least 2 px) around a blob
+ALPHA_FLOOR = 0.15  # coverage below this is treated as background noise
 MOVE_DISTANCE = 0.15  # centroid displacement (fraction of N) that counts as a move (a move is 1/3)
 
 _BACKGROUND_RGB = np.asarray(list(BACKGROUNDS.values()), np.float32)
 _COLOR_RGB = np.asarray(list(COLORS.values()), np.float32)
+_FILL = {"circle": np.pi / 4, "square": 1.0, "triangle": 0.5}  # area / side^2
 _SIZE_SPLIT = float(np.sqrt(np.prod(list(SIZES.values()))))  # geometric mean of small and large sides
 
 
@@ -45,6 +52,22 @@ class _Blob:
 
 def _nearest(rgb: np.ndarray, palette: np.ndarray) -> int:
     return int(np.argmin(np.linalg.norm(palette - rgb, axis=1)))
+
+
+def _palette_alpha(pixels: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Per-pixel coverage by whichever spec colour explains the pixel best (nearest blend segment).
+
+    Thresholding coverage at one half, rather than distance from the background, puts blob
+    edges at the true object edges for every colour, blurred or not, so blurred neighbours
+    leave no slivers in the wrong cell.
+    """
+    axes = _COLOR_RGB - background  # (6, 3) background -> colour
+    offset = pixels - background  # (H, W, 3)
+    # coverage along each background -> colour segment; clipped, since on gray complementary
+    # colours lie on one line through the background (blue is "minus one yellow")
+    t = np.clip(offset @ axes.T / np.einsum("ij,ij->i", axes, axes), 0.0, 1.0)  # (H, W, 6)
+    residual = np.linalg.norm(offset[..., None, :] - t[..., None] * axes, axis=-1)  # (H, W, 6)
+    return np.take_along_axis(t, residual.argmin(axis=-1)[..., None], axis=-1)[..., 0]
 
 
 def _check_frame(image: np.ndarray) -> None:
@@ -69,33 +92,45 @@ def _split_by_cell(labels: np.ndarray, count: int, n: int) -> tuple[np.ndarray, 
     return labels, count
 
 
-def _measure(image: np.ndarray, own: np.ndarray, others: np.ndarray, background: np.ndarray) -> _Blob | None:
-    """Classify one blob (`own` mask), ignoring pixels of `others`; None for a speck."""
-    n = image.shape[0]
+def _coverage(
+    pixels: np.ndarray, own: np.ndarray, others: np.ndarray, background: np.ndarray
+) -> tuple[np.ndarray, str]:
+    """The blob's coverage map alpha (H, W) and its spec colour name.
+
+    alpha projects each pixel near the blob onto the line from background to the blob's median
+    interior colour, so soft edges count fractionally and a colour a bit off still counts fully.
+    """
     core = cv2.erode(own.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    color_rgb = np.median(image[core if core.sum() >= 4 else own], axis=0)
+    color_rgb = np.median(pixels[core if core.sum() >= 4 else own], axis=0)
     axis = color_rgb - background
-    if float(axis @ axis) < 1.0:
-        return None
-    near = cv2.dilate(own.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~others
-    alpha = np.clip((image - background) @ axis / float(axis @ axis), 0.0, 1.0) * near
+    reach = 2 * max(2, round(NEAR_DISTANCE * own.shape[0])) + 1
+    near = cv2.dilate(own.astype(np.uint8), np.ones((reach, reach), np.uint8)).astype(bool) & ~others
+    alpha = np.clip((pixels - background) @ axis / max(float(axis @ axis), 1.0), 0.0, 1.0) * near
+    alpha[alpha < ALPHA_FLOOR] = 0.0  # background noise would otherwise add mass far from the centre
+    return alpha, list(COLORS)[_nearest(color_rgb, _COLOR_RGB)]
+
+
+def _classify(alpha: np.ndarray, color: str) -> _Blob | None:
+    """Shape, size and cell of one coverage map from its moments; None for a speck."""
+    n = alpha.shape[0]
     area = float(alpha.sum())
     if area < MIN_AREA * n * n:
         return None
     ys, xs = np.mgrid[0:n, 0:n].astype(np.float32) + 0.5  # pixel centres
-    cx, cy = float((alpha * xs).sum() / area), float((alpha * ys).sum() / area)
-    var_y = float((alpha * (ys - cy) ** 2).sum() / area)
-    skew = float((alpha * (ys - cy) ** 3).sum() / area) / max(var_y, 1e-6) ** 1.5
-    width, height = float(alpha.max(axis=0).sum()), float(alpha.max(axis=1).sum())
-    side = (width + height) / 2
-    if skew < TRIANGLE_SKEW:
-        shape = "triangle"
-        cy -= side / 6  # the area centroid of an apex-up triangle sits side/6 below its box centre
-    else:
-        shape = "square" if area / (width * height) > SQUARE_FILL else "circle"
+    cx, cy = float((alpha * xs).sum()) / area, float((alpha * ys).sum()) / area
+    dx, dy = xs - cx, ys - cy
+
+    def moment(values: np.ndarray) -> float:
+        return float((alpha * values).sum()) / area
+
+    skew = moment(dy**3) / (2 * area) ** 1.5  # third cumulant / side^3 if a triangle (area = side^2 / 2)
+    kurtosis = (moment(dx**4) - 3 * moment(dx**2) ** 2 + moment(dy**4) - 3 * moment(dy**2) ** 2) / (2 * area**2)
+    shape = "triangle" if skew < TRIANGLE_SKEW else "square" if kurtosis < SQUARE_KURTOSIS else "circle"
+    side = float(np.sqrt(area / _FILL[shape]))
+    if shape == "triangle":
+        cy -= side / 6  # the area centroid of an apex-up triangle sits side / 6 below its box centre
     size = "small" if side < _SIZE_SPLIT * n else "large"
     col, row = (min(max(int(v * 3 // n), 0), 2) for v in (cx, cy))
-    color = list(COLORS)[_nearest(color_rgb, _COLOR_RGB)]
     return _Blob(ShapeObject(shape, color, size, row * 3 + col), (cx, cy))
 
 
@@ -106,13 +141,13 @@ def _detect(image: np.ndarray) -> tuple[str, list[_Blob]]:
     pixels = image.astype(np.float32)
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
     background = np.median(border, axis=0)  # objects barely touch the border
-    foreground = np.linalg.norm(pixels - background, axis=2) > FOREGROUND_DISTANCE
+    foreground = _palette_alpha(pixels, background) > FOREGROUND_ALPHA
     count, labels = cv2.connectedComponents(foreground.astype(np.uint8), connectivity=4)
     labels, count = _split_by_cell(labels, count, n)
     blobs = []
     for label in range(1, count):
         own = labels == label
-        blob = _measure(pixels, own, (labels != 0) & ~own, background)
+        blob = _classify(*_coverage(pixels, own, (labels != 0) & ~own, background))
         if blob is not None:
             blobs.append(blob)
     blobs.sort(key=lambda b: (b.obj.cell, b.obj.color, b.obj.shape))
@@ -127,6 +162,15 @@ def detect_scene(image: np.ndarray) -> Scene:
     """
     background, blobs = _detect(image)
     return Scene(background, tuple(b.obj for b in blobs))
+
+
+def _direction(dx: float, dy: float, n: int) -> str | None:
+    """The move a centroid shift (dx, dy) in pixels shows along its main axis; None below MOVE_DISTANCE."""
+    if max(abs(dx), abs(dy)) < MOVE_DISTANCE * n:
+        return None
+    if abs(dx) >= abs(dy):
+        return "left" if dx < 0 else "right"
+    return "up" if dy < 0 else "down"  # image y grows downwards
 
 
 def detect_video(frames: np.ndarray) -> Scene:
@@ -150,13 +194,7 @@ def detect_video(frames: np.ndarray) -> Scene:
         match = min(same, key=lambda b: np.hypot(b.center[0] - blob.center[0], b.center[1] - blob.center[1]))
         last.remove(match)
         dx, dy = match.center[0] - blob.center[0], match.center[1] - blob.center[1]
-        direction = None
-        if max(abs(dx), abs(dy)) >= MOVE_DISTANCE * n:
-            if abs(dx) >= abs(dy):
-                direction = "left" if dx < 0 else "right"
-            else:
-                direction = "up" if dy < 0 else "down"  # image y grows downwards
         o = blob.obj
-        objects.append(ShapeObject(o.shape, o.color, o.size, o.cell, direction=direction))
+        objects.append(ShapeObject(o.shape, o.color, o.size, o.cell, direction=_direction(dx, dy, n)))
     objects += [b.obj for b in last]
     return Scene(background, tuple(objects))

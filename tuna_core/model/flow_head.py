@@ -12,6 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from tuna_core.config import FlowHeadConfig
 
@@ -108,7 +109,13 @@ class AdaLNZeroBlock(nn.Module):
 
 
 class FlowHead(nn.Module):
-    """LLM states at image tokens (B, N, D_llm) + t (B,) → velocity (B, N, C)."""
+    """LLM states at image tokens (B, N, D_llm) + t (B,) → velocity (B, N, C).
+
+    With `gradient_checkpointing` set, training keeps only each block's input and recomputes
+    the block in backward (the memory planner's ``ckpt`` method switches it on).
+    """
+
+    gradient_checkpointing: bool = False
 
     def __init__(self, config: FlowHeadConfig, llm_dim: int, latent_channels: int) -> None:
         super().__init__()
@@ -130,7 +137,8 @@ class FlowHead(nn.Module):
         x = self.proj_in(hidden)  # (B, N, dim)
         c = self.time_embed(t)  # (B, dim)
         angles = rope_3d_angles(rope_ids, self.head_dim)  # (N, Dh/2)
+        recompute = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for block in self.blocks:
-            x = block(x, c, angles)
+            x = checkpoint(block, x, c, angles, use_reentrant=False) if recompute else block(x, c, angles)
         shift, scale = self.modulation_out(c).chunk(2, dim=-1)
         return self.proj_out(modulate(self.norm_out(x), shift, scale))  # (B, N, C)

@@ -3,7 +3,7 @@
 ``TunaModel.__init__`` reads as the architecture: Wan VAE → SigLIP tower (1×1 latent patch
 embedding, last layer dropped) → connector → Qwen2 decoder, plus a time embedder for the time
 token and the flow-matching head. Training runs one homogeneous batch of layouts through
-`loss`; generation uses `prefill` once and `denoise` per step, reusing the prefix KV cache.
+`forward`; generation uses `prefill` once and `denoise` per step, reusing the prefix KV cache.
 """
 
 from __future__ import annotations
@@ -154,14 +154,16 @@ class TunaModel(nn.Module):
         return v.transpose(1, 2).unflatten(2, grid).float()
 
     # -- training ---------------------------------------------------------------------------------
-    def loss(
+    def forward(
         self,
         batch: SequenceBatch,
         clean: list[torch.Tensor],
         target: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Flow-matching MSE on the noisy span and next-token CE on the supervised text.
+        """Training forward: flow-matching MSE on the noisy span, next-token CE on supervised text.
+
+        It is `forward` so that data-parallel and FSDP wrappers see the whole training step.
 
         `clean` holds latents (B, C, T, h, w) for each clean span, in layout order; `target` the
         clean latent x1 of the noisy span. Returns the unweighted losses that were computable.

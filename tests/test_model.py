@@ -1,0 +1,113 @@
+"""The model's architecture: parts, shapes, presets and the cached generation path."""
+
+import dataclasses
+
+import pytest
+import torch
+from diffusers import AutoencoderKLWan
+from transformers import Qwen2ForCausalLM, SiglipVisionModel
+
+from tuna_core.checkpoint import parameter_counts
+from tuna_core.config import ModelConfig
+from tuna_core.layout import generation_layout, omni_mask, prefix_layout
+from tuna_core.model import SequenceBatch, TunaModel
+from tuna_core.model.flow_head import FlowHead
+
+
+@pytest.fixture(scope="module")
+def model(tiny_pipeline) -> TunaModel:
+    return tiny_pipeline.model
+
+
+def test_parts_are_the_libraries_real_classes(model):
+    assert isinstance(model.vae.vae, AutoencoderKLWan)
+    assert isinstance(model.rep_encoder.tower, SiglipVisionModel)
+    assert isinstance(model.llm, Qwen2ForCausalLM)
+
+
+def test_patch_embedding_is_a_1x1_conv_over_latent_channels(model):
+    conv = model.rep_encoder.tower.get_input_embeddings()
+    assert conv.kernel_size == (1, 1) and conv.stride == (1, 1)
+    assert conv.in_channels == model.config.latent_channels
+
+
+def test_representation_tower_has_no_pooling_head(model):
+    assert not model.rep_encoder.tower.config.vision_use_head
+
+
+def test_a_64px_image_becomes_64_visual_tokens_in_llm_width(model):
+    pixels = torch.rand(2, 3, 1, 64, 64) * 2 - 1
+    latents = model.vae.encode(pixels)
+    assert latents.shape == (2, 16, 1, 8, 8)
+    tokens = model.visual(latents)
+    assert tokens.shape == (2, 64, model.config.llm_hidden_size)
+
+
+def test_video_frames_fold_into_the_batch_and_concatenate(model):
+    latents = torch.randn(1, 16, 5, 8, 8)
+    per_frame = model.visual(latents.permute(2, 0, 1, 3, 4).reshape(5, 16, 1, 8, 8))  # (5, 64, D)
+    whole = model.visual(latents)  # (1, 320, D)
+    assert torch.allclose(whole[0], per_frame.reshape(320, -1), atol=1e-5)
+
+
+def test_512px_full_size_image_is_1024_tokens():
+    cfg = ModelConfig.tuna_1_5b()
+    assert cfg.latent_grid(1, 512, 512) == (1, 32, 32)
+    assert cfg.num_visual_tokens(1, 512, 512) == 1024
+    assert cfg.latent_frames(49) == 13
+
+
+def test_full_size_presets_have_paper_part_sizes():
+    for preset, llm_b in (("tuna-1.5b", 1.5), ("tuna-7b", 7.6)):
+        with torch.device("meta"):
+            counts = parameter_counts(TunaModel(ModelConfig.preset(preset)))
+        assert counts["llm"] / 1e9 == pytest.approx(llm_b, rel=0.05)
+        assert counts["rep_encoder"] / 1e6 == pytest.approx(400, rel=0.05)  # so400m minus one layer
+        assert counts["connector"] > 0 and counts["flow_head"] > 0
+        assert counts["vae"] / 1e6 == pytest.approx(700, rel=0.2)  # Wan 2.2 TI2V VAE
+
+
+def test_fresh_flow_head_predicts_zero_velocity():
+    head = FlowHead(ModelConfig.tiny().head, llm_dim=32, latent_channels=16)
+    v = head(torch.randn(2, 10, 32), torch.rand(2), torch.zeros(10, 3, dtype=torch.long))
+    assert torch.count_nonzero(v) == 0
+
+
+def test_generation_gradient_flows_through_the_representation_encoder(tiny_pipeline):
+    model = TunaModel(dataclasses.replace(tiny_pipeline.config, llm={**tiny_pipeline.config.llm}))
+    for p in model.flow_head.parameters():
+        torch.nn.init.normal_(p, std=0.02)
+    sp = tiny_pipeline.tokenizer.special
+    batch = SequenceBatch.from_layouts([generation_layout(sp, [20, 21], 64), generation_layout(sp, [22], 64)])
+    losses = model(batch, [], torch.randn(2, 16, 1, 8, 8), torch.Generator().manual_seed(0))
+    losses["flow"].backward()
+    grad = model.rep_encoder.tower.get_input_embeddings().weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+
+
+def test_cached_denoise_step_equals_a_full_omni_masked_forward(model, tiny_pipeline):
+    sp = tiny_pipeline.tokenizer.special
+    layout = generation_layout(sp, [20, 21, 22], 64)
+    x_t, t = torch.randn(1, 16, 1, 8, 8), torch.tensor([0.3])
+    ctx = model.prefill([prefix_layout(layout)], [])
+    cached = model.denoise(ctx, x_t, t)
+    again = model.denoise(ctx, x_t, t)  # the cache is restored after each step
+
+    batch = SequenceBatch.from_layouts([layout])
+    x = model.embed(batch.ids, [model.visual(x_t)], batch.visual_positions, model.time_embed(t), batch.time_positions)
+    mask = omni_mask(len(layout), [(s.start, s.length) for s in layout.spans])[None, None]
+    hidden = model.llm.model(inputs_embeds=x, attention_mask=mask, position_ids=batch.position_ids).last_hidden_state
+    full = model.velocity(hidden[:, batch.visual_positions[0][0]], t, (1, 8, 8))
+    assert torch.allclose(cached, full, atol=1e-4)
+    assert torch.equal(cached, again)
+
+
+def test_left_padded_prefixes_give_the_same_velocity_as_alone(model, tiny_pipeline):
+    sp = tiny_pipeline.tokenizer.special
+    short, long = generation_layout(sp, [20], 64), generation_layout(sp, [20, 21, 22, 23], 64)
+    x_t, t = torch.randn(1, 16, 1, 8, 8), torch.tensor([0.5])
+    alone = model.denoise(model.prefill([prefix_layout(short)], []), x_t, t)
+    padded = model.denoise(
+        model.prefill([prefix_layout(long), prefix_layout(short)], []), x_t.repeat(2, 1, 1, 1, 1), t.repeat(2)
+    )
+    assert torch.allclose(padded[1:], alone, atol=1e-4)

@@ -1,0 +1,120 @@
+"""TunaPipeline: the four tasks end to end on a random tiny model, seeding and input checks."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tuna_core.data.world import render_image, render_video, sample_scene
+
+PROMPT = "a large red circle at the top left on a black background"
+
+
+@pytest.fixture(scope="module")
+def scene_image() -> np.ndarray:
+    return render_image(sample_scene(np.random.default_rng(0)))
+
+
+def pixels(result) -> list[np.ndarray]:
+    return [np.asarray(img) for img in result.images]
+
+
+def test_same_seed_prompt_and_settings_give_identical_images(tiny_pipeline):
+    a = tiny_pipeline.text_to_image(PROMPT, seed=3, steps=4)
+    b = tiny_pipeline.text_to_image(PROMPT, seed=3, steps=4)
+    assert np.array_equal(pixels(a)[0], pixels(b)[0])
+
+
+def test_different_seeds_give_different_images(tiny_pipeline):
+    a = tiny_pipeline.text_to_image(PROMPT, seed=1, steps=4)
+    b = tiny_pipeline.text_to_image(PROMPT, seed=2, steps=4)
+    assert not np.array_equal(pixels(a)[0], pixels(b)[0])
+
+
+def test_text_to_image_returns_the_requested_count_size_and_settings(tiny_pipeline):
+    steps = []
+    result = tiny_pipeline.text_to_image(
+        PROMPT, "blue", seed=5, steps=3, guidance=2.0, height=48, width=80, num_images=2,
+        progress=lambda i, n: steps.append((i, n)),
+    )
+    assert [img.size for img in result.images] == [(80, 48), (80, 48)]
+    assert not np.array_equal(*pixels(result))  # each image has its own noise
+    assert steps == [(1, 3), (2, 3), (3, 3)]
+    assert result.settings | {"model": None} == result.settings | {
+        "task": "t2i", "prompt": PROMPT, "negative_prompt": "blue", "seed": 5, "steps": 3, "guidance": 2.0,
+        "height": 48, "width": 80, "num_images": 2, "model": None,
+    }
+    assert set(result.timings) >= {"prefill", "denoise", "decode"}
+
+
+def test_guidance_one_skips_the_unconditional_branch_but_still_works(tiny_pipeline):
+    result = tiny_pipeline.text_to_image(PROMPT, seed=0, steps=2, guidance=1.0)
+    assert result.images[0].size == (64, 64)
+
+
+def test_text_to_video_has_the_requested_frames_and_fps(tiny_pipeline):
+    video = tiny_pipeline.text_to_video(PROMPT, seed=0, steps=2, num_frames=9, fps=4)
+    assert video.frames.shape == (9, 64, 64, 3) and video.frames.dtype == np.uint8
+    assert video.fps == 4 and video.settings["num_frames"] == 9
+
+
+def test_edit_returns_an_image_of_the_model_size(tiny_pipeline, scene_image):
+    result = tiny_pipeline.edit(Image.fromarray(scene_image).resize((100, 100)), "make the red circle blue", seed=0, steps=2)
+    assert result.images[0].size == (64, 64)
+    assert result.settings["instruction"] == "make the red circle blue"
+
+
+def test_chat_answers_about_images_and_videos_deterministically(tiny_pipeline, scene_image):
+    ask = [{"role": "user", "content": "What color is the background?"}]
+    a = tiny_pipeline.chat(ask, images=[scene_image], max_new_tokens=5)
+    assert a == tiny_pipeline.chat(ask, images=[scene_image], max_new_tokens=5)
+    assert len(a.split()) <= 5
+    video = render_video(sample_scene(np.random.default_rng(1), video=True))
+    assert isinstance(tiny_pipeline.chat(ask, videos=[video], max_new_tokens=3), str)
+
+
+def test_chat_stream_grows_token_by_token(tiny_pipeline, scene_image):
+    ask = [{"role": "user", "content": "Describe the image."}]
+    parts = list(tiny_pipeline.chat_stream(ask, images=[scene_image], max_new_tokens=4))
+    assert 1 <= len(parts) <= 4
+    assert all(later.startswith(earlier) for earlier, later in zip(parts, parts[1:], strict=False))
+
+
+def test_multi_turn_chat_accepts_earlier_answers(tiny_pipeline, scene_image):
+    turns = [
+        {"role": "user", "content": "What color is the background?"},
+        {"role": "assistant", "content": "black"},
+        {"role": "user", "content": "How many shapes are there?"},
+    ]
+    assert isinstance(tiny_pipeline.chat(turns, images=[scene_image, scene_image], max_new_tokens=2), str)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda p: p.text_to_image("   "), "empty"),
+        (lambda p: p.text_to_image("a " * 3000), "characters"),
+        (lambda p: p.text_to_image("red " * 100), "tokens"),
+        (lambda p: p.text_to_image(PROMPT, height=50), "multiple of 16"),
+        (lambda p: p.text_to_image(PROMPT, width=4096), "between"),
+        (lambda p: p.text_to_image(PROMPT, steps=0), "steps"),
+        (lambda p: p.text_to_image(PROMPT, guidance=99.0), "guidance"),
+        (lambda p: p.text_to_image(PROMPT, num_images=9), "num_images"),
+        (lambda p: p.text_to_image(PROMPT, seed=-1), "seed"),
+        (lambda p: p.text_to_video(PROMPT, num_frames=16), r"4·n\+1"),
+        (lambda p: p.text_to_video(PROMPT, fps=0), "fps"),
+        (lambda p: p.edit(Image.new("I;16", (8, 8)), "make it blue"), "mode"),
+        (lambda p: p.chat([{"role": "user", "content": "hi"}]), "attach"),
+        (lambda p: p.chat([{"role": "assistant", "content": "hi"}], images=[Image.new("RGB", (8, 8))]), "user"),
+    ],
+)
+def test_bad_input_raises_one_clear_sentence(tiny_pipeline, call, message):
+    with pytest.raises(ValueError, match=message) as err:
+        call(tiny_pipeline)
+    assert "\n" not in str(err.value)
+
+
+def test_rgba_and_grayscale_images_are_accepted(tiny_pipeline, scene_image):
+    ask = [{"role": "user", "content": "What color is the background?"}]
+    for mode in ("RGBA", "L", "P"):
+        image = Image.fromarray(scene_image).convert(mode)
+        assert isinstance(tiny_pipeline.chat(ask, images=[image], max_new_tokens=1), str)

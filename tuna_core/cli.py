@@ -1,0 +1,291 @@
+"""`python -m tuna_core`: the four tasks, batch runs, training, evaluation, planning, benchmarks.
+
+Every model command takes `--model DIR` (default: the bundled checkpoint) or `--preset NAME`
+(random weights, said so on stderr) and `--device`. Bad input exits non-zero with one line on
+stderr — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tuna_core.config import BUNDLED_MODEL, PRESETS, ModelConfig, TrainConfig
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, default=None, help=f"checkpoint folder (default: {BUNDLED_MODEL})")
+    p.add_argument("--preset", choices=PRESETS, default=None, help="random-weight model of these shapes instead")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 …")
+
+
+def _sampling_args(p: argparse.ArgumentParser, seed_required: bool = True) -> None:
+    p.add_argument("--seed", type=int, required=seed_required, default=0)
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
+    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
+
+
+def load_pipeline(args: argparse.Namespace):
+    """The pipeline for --model/--preset; the bundled checkpoint when neither is given."""
+    from tuna_core.pipeline import TunaPipeline
+
+    if args.preset is not None and args.model is None:
+        print(f"note: {args.preset} has random weights; outputs are noise, not Shapes World", file=sys.stderr)
+        return TunaPipeline.from_pretrained(preset=args.preset, device=args.device)
+    folder = args.model or BUNDLED_MODEL
+    if not (folder / "config.json").exists():
+        hint = " (the bundled model is not trained yet: pass --preset tiny)" if args.model is None else ""
+        raise ValueError(f"no TUNA checkpoint at {folder}{hint}")
+    return TunaPipeline.from_pretrained(folder, device=args.device)
+
+
+def _progress(desc: str):
+    """A tqdm bar on stderr driven by the pipeline's (step, total) callback."""
+    from tqdm import tqdm
+
+    bar: dict[str, Any] = {}
+
+    def update(step: int, total: int) -> None:
+        if "bar" not in bar:
+            bar["bar"] = tqdm(total=total, desc=desc, file=sys.stderr, leave=False)
+        bar["bar"].update(step - bar["bar"].n)
+
+    return update
+
+
+def cmd_generate_image(args: argparse.Namespace) -> int:
+    from tuna_core.media import save_png
+
+    pipe = load_pipeline(args)
+    size = args.size or pipe.config.image_size
+    result = pipe.text_to_image(
+        args.prompt, args.negative_prompt, args.seed, args.steps, args.guidance, size, size, args.num_images,
+        progress=_progress("t2i"),
+    )
+    for i, image in enumerate(result.images):
+        out = args.out if len(result.images) == 1 else args.out.with_stem(f"{args.out.stem}-{i}")
+        save_png(image, out, result.settings | {"index": i})
+        print(out)
+    return 0
+
+
+def cmd_generate_video(args: argparse.Namespace) -> int:
+    from tuna_core.media import save_mp4
+
+    pipe = load_pipeline(args)
+    result = pipe.text_to_video(args.prompt, args.seed, args.steps, args.guidance, args.frames, args.fps, progress=_progress("t2v"))
+    print(save_mp4(result.frames, args.out, result.fps, result.settings))
+    return 0
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    from tuna_core.media import load_image, save_png
+
+    pipe = load_pipeline(args)
+    image = load_image(args.image, pipe.limits)
+    result = pipe.edit(image, args.instruction, args.seed, args.steps, args.guidance, progress=_progress("edit"))
+    print(save_png(result.images[0], args.out, result.settings))
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from tuna_core.media import load_image, load_video
+
+    pipe = load_pipeline(args)
+    images = [load_image(args.image, pipe.limits)] if args.image else None
+    videos = [load_video(args.video, pipe.limits)[0]] if args.video else None
+    print(pipe.chat([{"role": "user", "content": args.question}], images=images, videos=videos))
+    return 0
+
+
+def cmd_run_batch(args: argparse.Namespace) -> int:
+    from tuna_core.batch import run_batch
+
+    pipe = load_pipeline(args)
+    results = run_batch(pipe, args.input, args.out_dir)
+    failed = sum("error" in r for r in results)
+    print(f"{len(results) - failed} done, {failed} failed → {args.out_dir / 'results.jsonl'}", file=sys.stderr)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import torch
+
+    from tuna_core.checkpoint import parameter_counts
+    from tuna_core.model import TunaModel
+
+    if args.model is not None or args.preset is None:
+        folder = args.model or BUNDLED_MODEL
+        config = ModelConfig.load(folder / "config.json") if (folder / "config.json").exists() else None
+        if config is None:
+            raise ValueError(f"no TUNA checkpoint at {folder}; pass --preset {'|'.join(PRESETS)}")
+        source = str(folder)
+    else:
+        config, source = ModelConfig.preset(args.preset), f"preset {args.preset}"
+    with torch.device("meta"):  # shapes only: a 7B model costs no memory here
+        model = TunaModel(config)
+    counts = parameter_counts(model)
+    if args.json:
+        print(json.dumps({"model": config.name, "source": source, "parameters": counts}))
+        return 0
+    print(f"{config.name}  ({source})")
+    for part, n in counts.items():
+        print(f"  {part:<12} {n:>15,}  ({n / 1e6:,.1f} M)")
+    print(f"  {'total':<12} {sum(counts.values()):>15,}  ({sum(counts.values()) / 1e9:,.3f} B)")
+    side = config.image_size
+    print(f"  {side}×{side} image → latent {config.latent_grid(1, side, side)} → {config.num_visual_tokens(1, side, side)} visual tokens")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from tuna_core.train.joint import train_joint
+    from tuna_core.train.vae import train_vae
+
+    cfg = TrainConfig()
+    overrides = {k: v for k, v in (("steps", args.steps), ("vae_steps", args.vae_steps), ("seed", args.seed)) if v is not None}
+    cfg = dataclasses.replace(cfg, **overrides)
+    model_config = ModelConfig.preset(args.preset)
+    args.out.mkdir(parents=True, exist_ok=True)
+    memory_method = None
+    if args.memory_budget:
+        from tuna_core.planner import method_for_training
+
+        memory_method = method_for_training(args.preset, args.memory_budget, args.device)
+    vae = train_vae(model_config, cfg, args.out)
+    final = train_joint(model_config, cfg, args.out, vae, memory_method=memory_method)
+    print(final)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from tuna_core.eval.evaluate import evaluate, format_table
+
+    pipe = load_pipeline(args)
+    report = evaluate(pipe, n=args.n, seed=args.seed)
+    print(format_table(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from tuna_core.bench import run_bench
+
+    run_bench(load_pipeline(args), runs=args.runs, write=args.write)
+    return 0
+
+
+def cmd_plan(argv: Sequence[str]) -> int:
+    from tuna_core.planner.cli import main as plan_main
+
+    return plan_main(list(argv))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tuna_core", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("generate-image", help="text → PNG (settings in its text chunks)")
+    _model_args(p)
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--negative-prompt", default="")
+    _sampling_args(p)
+    p.add_argument("--size", type=int, default=None, help="square side in pixels (default: the model's)")
+    p.add_argument("--num-images", type=int, default=1)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(handler=cmd_generate_image)
+
+    p = sub.add_parser("generate-video", help="text → H.264 MP4")
+    _model_args(p)
+    p.add_argument("--prompt", required=True)
+    _sampling_args(p)
+    p.add_argument("--frames", type=int, default=None, help="4k+1 frames (default: the model's)")
+    p.add_argument("--fps", type=int, default=None)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(handler=cmd_generate_video)
+
+    p = sub.add_parser("edit", help="image + instruction → PNG")
+    _model_args(p)
+    p.add_argument("--image", type=Path, required=True)
+    p.add_argument("--instruction", required=True)
+    _sampling_args(p)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(handler=cmd_edit)
+
+    p = sub.add_parser("ask", help="answer a question about an image or a video (answer alone on stdout)")
+    _model_args(p)
+    media = p.add_mutually_exclusive_group(required=True)
+    media.add_argument("--image", type=Path)
+    media.add_argument("--video", type=Path)
+    p.add_argument("--question", required=True)
+    p.set_defaults(handler=cmd_ask)
+
+    p = sub.add_parser("run-batch", help="many tasks from a JSONL file, one model load")
+    _model_args(p)
+    p.add_argument("input", type=Path)
+    p.add_argument("out_dir", type=Path)
+    p.set_defaults(handler=cmd_run_batch)
+
+    p = sub.add_parser("info", help="parameter counts per part")
+    p.add_argument("--model", type=Path, default=None)
+    p.add_argument("--preset", choices=PRESETS, default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_info)
+
+    p = sub.add_parser("train", help="train a preset on Shapes World (VAE stage, then joint)")
+    p.add_argument("--preset", choices=PRESETS, default="tiny")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--steps", type=int, default=None, help=f"joint steps (default {TrainConfig.steps})")
+    p.add_argument("--vae-steps", type=int, default=None, help=f"VAE steps (default {TrainConfig.vae_steps})")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--memory-budget", default=None, help="e.g. 8GiB: apply the planner's recommended method")
+    p.add_argument("--device", default="cpu", help="device the memory budget refers to")
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("eval", help="Shapes World accuracy on fresh scenes")
+    _model_args(p)
+    p.add_argument("--n", type=int, default=100, help="examples per task")
+    p.add_argument("--seed", type=int, default=12345, help="evaluation seed (never used in training)")
+    p.add_argument("--json", type=Path, default=None, help="also write the report here")
+    p.set_defaults(handler=cmd_eval)
+
+    p = sub.add_parser("bench", help="CPU/GPU latency of each task at default settings")
+    _model_args(p)
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--write", type=Path, default=None, help="write the table into this Markdown file")
+    p.set_defaults(handler=cmd_bench)
+
+    sub.add_parser("plan", help="PAPAYA memory planner (see `plan --help`)", add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["plan"]:
+        return _guarded(lambda: cmd_plan(argv[1:]))
+    args = build_parser().parse_args(argv)
+    return _guarded(lambda: args.handler(args))
+
+
+def _guarded(run: Callable[[], int]) -> int:
+    """Run a command; user errors become one line on stderr and exit status 2."""
+    from tuna_core.checkpoint import CheckpointError
+
+    start = time.perf_counter()
+    try:
+        return run()
+    except (ValueError, CheckpointError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"interrupted after {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        return 130

@@ -1,0 +1,147 @@
+"""`python -m tuna_core eval`: Shapes World accuracy of a pipeline on scenes training never saw.
+
+Scenes come from the evaluation seed's own namespace (training uses others, see
+tuna_core.train.cache), are asked of the model, and the answers or pixels are judged: answers by
+exact match with the oracle, pictures by the pixel detector (tuna_core.eval.detector).
+
+- t2i: GenEval-style strict — every named object with the right shape, colour, cell and (when
+  the prompt gives it) size, the background when given, and no extra object.
+- edit: the result is exactly the expected scene (caption of detected == caption of target).
+- video direction (t2v): every named object found, moving the named way (or still).
+- image QA, caption, video QA: exact string match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from tuna_core.data.tasks import DESCRIBE_IMAGE, sample_edit, sample_question, sample_video_question
+from tuna_core.data.world import caption, parse_prompt, prompt_for, render_image, render_video, sample_scene
+from tuna_core.eval.detector import detect_scene, detect_video
+from tuna_core.pipeline import TunaPipeline
+
+EVAL_NS = 1000  # seed namespace no training stream uses
+METRICS = ("t2i", "image_qa", "caption", "edit", "video_direction", "video_qa")
+TARGETS = {"t2i": 0.85, "image_qa": 0.95, "edit": 0.75, "video_direction": 0.75, "video_qa": 0.90}
+
+
+@dataclass
+class Trial:
+    """One judged item: what was asked, what came back, and whether it was right."""
+
+    metric: str
+    query: str
+    expected: str
+    got: str
+    correct: bool
+    image: np.ndarray | None = None
+
+
+def _rng(seed: int, metric: str, i: int) -> np.random.Generator:
+    return np.random.default_rng([seed, EVAL_NS, METRICS.index(metric), i])
+
+
+def _ask(pipe: TunaPipeline, question: str, *, image: np.ndarray | None = None, video: np.ndarray | None = None) -> str:
+    msg = [{"role": "user", "content": question}]
+    return pipe.chat(msg, images=None if image is None else [image], videos=None if video is None else [video])
+
+
+def trial(pipe: TunaPipeline, metric: str, seed: int, i: int) -> Trial:
+    """Run and judge item `i` of `metric` (deterministic in seed and i)."""
+    rng = _rng(seed, metric, i)
+    size = pipe.config.image_size
+    if metric == "t2i":
+        scene = sample_scene(rng)
+        prompt = prompt_for(scene, rng, 0.3, 0.3)
+        image = np.asarray(pipe.text_to_image(prompt, seed=i).images[0])
+        got = detect_scene(image)
+        return Trial(metric, prompt, prompt, caption(got), parse_prompt(prompt).matches(got), image)
+    if metric in ("image_qa", "caption"):
+        scene = sample_scene(rng)
+        question, answer = sample_question(scene, rng) if metric == "image_qa" else (DESCRIBE_IMAGE, caption(scene))
+        got = _ask(pipe, question, image=render_image(scene, size))
+        return Trial(metric, question, answer, got, got.strip().lower() == answer)
+    if metric == "edit":
+        scene = sample_scene(rng)
+        instruction, target = sample_edit(scene, rng)
+        image = np.asarray(pipe.edit(render_image(scene, size), instruction, seed=i).images[0])
+        got = caption(detect_scene(image))
+        return Trial(metric, f"{caption(scene)} | {instruction}", caption(target), got, got == caption(target), image)
+    scene = sample_scene(rng, video=True)
+    if metric == "video_qa":
+        question, answer = sample_video_question(scene, rng)
+        got = _ask(pipe, question, video=render_video(scene, size))
+        return Trial(metric, question, answer, got, got.strip().lower() == answer)
+    prompt = caption(scene)
+    frames = pipe.text_to_video(prompt, seed=i).frames
+    detected = detect_video(frames)
+    ok = all(
+        (hit := detected.find(o.color, o.shape)) is not None and hit.direction == o.direction and hit.cell == o.cell
+        for o in scene.objects
+    )
+    return Trial(metric, prompt, prompt, caption(detected), ok, frames[len(frames) // 2])
+
+
+def evaluate(
+    pipe: TunaPipeline,
+    n: int = 100,
+    seed: int = 12345,
+    metrics: tuple[str, ...] = METRICS,
+    contact_sheet: Path | None = None,
+    on_trial: Callable[[Trial], None] | None = None,
+) -> dict[str, Any]:
+    """Accuracy per metric over `n` items each; optionally save a contact sheet of generations."""
+    report: dict[str, Any] = {"model": pipe.model_id, "n": n, "seed": seed, "metrics": {}}
+    shown: list[Trial] = []
+    for metric in metrics:
+        trials = [trial(pipe, metric, seed, i) for i in tqdm(range(n), desc=f"eval {metric}", leave=False)]
+        for t in trials:
+            if on_trial:
+                on_trial(t)
+        shown += [t for t in trials if t.image is not None][:8]
+        report["metrics"][metric] = {
+            "accuracy": sum(t.correct for t in trials) / n,
+            "target": TARGETS.get(metric),
+            "failures": [vars(t) | {"image": None} for t in trials if not t.correct][:5],
+        }
+    if contact_sheet is not None and shown:
+        save_contact_sheet(shown, contact_sheet)
+    return report
+
+
+def format_table(report: dict[str, Any]) -> str:
+    lines = [f"Shapes World evaluation — {report['model']} (n={report['n']} per task, seed {report['seed']})", ""]
+    lines += ["| task | accuracy | target |", "| --- | --- | --- |"]
+    for metric, row in report["metrics"].items():
+        target = "—" if row["target"] is None else f"≥ {row['target']:.2f}"
+        lines.append(f"| {metric} | {row['accuracy']:.3f} | {target} |")
+    return "\n".join(lines)
+
+
+def save_contact_sheet(trials: list[Trial], path: Path) -> None:
+    """Generated images with their prompt and a ✓/✗, for a person to look at."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = 4
+    rows = (len(trials) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 3.2, rows * 3.6), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, t in zip(axes.flat, trials, strict=False):
+        ax.imshow(t.image, interpolation="nearest")
+        words = t.query.split()
+        text = "\n".join(" ".join(words[k : k + 6]) for k in range(0, len(words), 6))
+        ax.set_title(f"{'✓' if t.correct else '✗'} {t.metric}\n{text}", fontsize=6.5, color="green" if t.correct else "red")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,196 @@
+"""Stage 2: joint training on understanding, text-to-image, text-to-video and editing.
+
+Each optimizer step sums one micro-batch per task (backward per task, so peak memory is one
+task's): 1.0 × flow MSE + 0.2 × next-token CE. Generation prompts and edit instructions are
+dropped with probability `caption_dropout` so classifier-free guidance has an unconditional
+branch to contrast with. The data stream, noise and t are pure functions of (seed, step, task,
+rank), so a resumed run replays exactly what an uninterrupted one would have done. Runs as is on
+CPU, one GPU, or several under `accelerate launch` (DDP or FSDP).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from diffusers import AutoencoderKLWan
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from tuna_core.checkpoint import save_pretrained
+from tuna_core.config import ModelConfig, TrainConfig
+from tuna_core.data.tasks import DESCRIBE_IMAGE, generation_prompt, sample_question, sample_video_question, vocabulary
+from tuna_core.data.world import caption
+from tuna_core.layout import editing_layout, generation_layout, understanding_layout
+from tuna_core.model import SequenceBatch, TunaModel
+from tuna_core.tokenizer import TunaTokenizer
+from tuna_core.train.cache import LatentCache, build_cache
+from tuna_core.train.common import append_log, get_lr, plot_losses, step_rng, truncate_log
+
+TASK_ORDER = ("t2i", "caption", "qa", "edit", "t2v", "video_qa")
+Batch = tuple[SequenceBatch, list[torch.Tensor], torch.Tensor | None]
+
+
+def make_batch(task: str, size: int, cache: LatentCache, tok: TunaTokenizer, rng: np.random.Generator, dropout: float) -> Batch:
+    """One homogeneous micro-batch: layouts, clean-span latents and the generation target."""
+    sp = tok.special
+    lat = cache.images[0]
+    n_img = lat[0].numel()
+    n_vid = cache.videos[0, 0].numel()
+
+    def keep(text: str) -> list[int]:
+        return [] if rng.random() < dropout else tok.encode(text)
+
+    if task in ("t2i", "caption", "qa"):
+        idx = rng.integers(len(cache.images), size=size)
+        scenes = [cache.image_scenes[i] for i in idx]
+        latents = cache.images[idx].float()
+        if task == "t2i":
+            layouts = [generation_layout(sp, keep(generation_prompt(s, rng)), n_img) for s in scenes]
+            return SequenceBatch.from_layouts(layouts), [], latents
+        qa = [(DESCRIBE_IMAGE, caption(s)) if task == "caption" else sample_question(s, rng) for s in scenes]
+        layouts = [understanding_layout(sp, [n_img], tok.encode(q), tok.encode(a)) for q, a in qa]
+        return SequenceBatch.from_layouts(layouts), [latents], None
+    if task == "edit":
+        idx = rng.integers(len(cache.edit_targets), size=size)
+        layouts = [editing_layout(sp, n_img, keep(cache.edits[i][0]), n_img) for i in idx]
+        return SequenceBatch.from_layouts(layouts), [cache.images[idx].float()], cache.edit_targets[idx].float()
+    idx = rng.integers(len(cache.videos), size=size)
+    scenes = [cache.video_scenes[i] for i in idx]
+    latents = cache.videos[idx].float()
+    if task == "t2v":
+        layouts = [generation_layout(sp, keep(generation_prompt(s, rng)), n_vid) for s in scenes]
+        return SequenceBatch.from_layouts(layouts), [], latents
+    qa = [sample_video_question(s, rng) for s in scenes]
+    layouts = [understanding_layout(sp, [n_vid], tok.encode(q), tok.encode(a)) for q, a in qa]
+    return SequenceBatch.from_layouts(layouts), [latents], None
+
+
+class EMA:
+    """Exponential moving average of the trainable weights, kept in float32."""
+
+    def __init__(self, params: dict[str, torch.Tensor], decay: float) -> None:
+        self.decay = decay
+        self.shadow = {k: v.detach().float().clone() for k, v in params.items()}
+
+    @torch.no_grad()
+    def update(self, params: dict[str, torch.Tensor], step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))  # short runs: don't average in the random init
+        for k, v in params.items():
+            self.shadow[k].lerp_(v.detach().float(), 1 - d)
+
+
+def train_joint(
+    model_config: ModelConfig,
+    cfg: TrainConfig,
+    out: Path,
+    vae: AutoencoderKLWan,
+    *,
+    memory_method: Callable[[TunaModel], None] | None = None,
+) -> Path:
+    """Train (or resume) stage 2 in `out`; returns the folder of the final EMA checkpoint."""
+    accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
+    tok = TunaTokenizer.word_level(vocabulary())
+    config = dataclasses.replace(model_config, llm={**model_config.llm, "vocab_size": tok.vocab_size})
+    torch.manual_seed(cfg.seed)
+    model = TunaModel(config)
+    model.vae.vae.load_state_dict(vae.state_dict())
+    model.vae.vae.register_to_config(latents_mean=vae.config.latents_mean, latents_std=vae.config.latents_std)
+    model.vae.refresh_statistics()
+    model.vae.requires_grad_(False)
+    if memory_method is not None:
+        memory_method(model)
+    with accelerator.main_process_first():
+        cache = build_cache(model.vae, cfg, out / "cache")
+
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    decay = [p for n, p in trainable.items() if p.ndim >= 2]
+    no_decay = [p for n, p in trainable.items() if p.ndim < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=(0.9, 0.95),
+    )
+    ema = EMA(trainable, cfg.ema_decay)
+    state_dir, log = out / "train_state", out / "log.jsonl"
+    start = _resume(state_dir, model, opt, ema, log)
+    model, opt = accelerator.prepare(model, opt)
+
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="joint", dynamic_ncols=True,
+               disable=not accelerator.is_main_process)
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = get_lr(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
+        record: dict[str, float] = {}
+        for k, task in enumerate(TASK_ORDER):
+            rng = step_rng(cfg.seed, step * len(TASK_ORDER) + k, accelerator.process_index)
+            batch, clean, target = make_batch(task, cfg.batch[task], cache, tok, rng, cfg.caption_dropout)
+            gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+            dev = accelerator.device
+            losses = model(batch.to(dev), [c.to(dev) for c in clean], None if target is None else target.to(dev), gen)
+            loss = cfg.flow_weight * losses.get("flow", 0.0) + cfg.text_weight * losses.get("text", 0.0)
+            accelerator.backward(loss)
+            record |= {f"loss/{task}_{name}": v.item() for name, v in losses.items()}
+        accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        ema.update(trainable, step)
+        bar.set_postfix({k.split("/")[1]: f"{v:.3f}" for k, v in record.items()}, refresh=False)
+        if accelerator.is_main_process and (step + 1) % cfg.log_every == 0:
+            append_log(log, {"step": step + 1, "lr": opt.param_groups[0]["lr"], **record})
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+            accelerator.wait_for_everyone()
+            if accelerator.is_main_process:
+                _save_state(state_dir, accelerator.unwrap_model(model), opt, ema, step + 1)
+                _export_ema(accelerator.unwrap_model(model), ema, tok, out / "latest")
+                plot_losses(log, out / "loss.png", "joint training (per task)")
+    return out / "latest"
+
+
+def _save_state(folder: Path, model: TunaModel, opt: torch.optim.Optimizer, ema: EMA, step: int) -> None:
+    """Weights and EMA as safetensors, optimizer via torch.save (reloaded with weights_only=True)."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    trainable = {n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+    save_file(trainable, str(tmp / "model.safetensors"))
+    save_file({k: v.contiguous() for k, v in ema.shadow.items()}, str(tmp / "ema.safetensors"))
+    torch.save(opt.state_dict(), tmp / "optimizer.pt")
+    (tmp / "step.json").write_text(json.dumps({"step": step}))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+
+
+def _resume(folder: Path, model: TunaModel, opt: torch.optim.Optimizer, ema: EMA, log: Path) -> int:
+    if not (folder / "step.json").exists():
+        return 0
+    weights = load_file(str(folder / "model.safetensors"))
+    model.load_state_dict(weights, strict=False)
+    ema.shadow = load_file(str(folder / "ema.safetensors"))
+    opt.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    step = json.loads((folder / "step.json").read_text())["step"]
+    truncate_log(log, step)
+    return step
+
+
+def _export_ema(model: TunaModel, ema: EMA, tok: TunaTokenizer, folder: Path) -> None:
+    """Save a loadable checkpoint whose trainable weights are the EMA's."""
+    live = {n: p.detach().clone() for n, p in model.named_parameters() if n in ema.shadow}
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n in ema.shadow:
+                p.copy_(ema.shadow[n].to(p.dtype))
+        tmp = folder.with_name(folder.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        save_pretrained(model, tok, tmp)
+        for n, p in model.named_parameters():
+            if n in live:
+                p.copy_(live[n])
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)

@@ -1,0 +1,97 @@
+"""Stage 1: train the tiny Wan VAE on freshly rendered Shapes World images and videos.
+
+The full-size model uses Wan 2.2's VAE frozen; the tiny one has no pretrained VAE to borrow, so
+it learns one here first (L1 reconstruction + a small KL), then freezes it for stage 2. At the
+end the per-channel latent statistics go into the VAE config (latents_mean / latents_std),
+exactly where a diffusers Wan VAE keeps them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKLWan
+from tqdm import tqdm
+
+from tuna_core.config import ModelConfig, TrainConfig
+from tuna_core.data.world import render_image, render_video, sample_scene
+from tuna_core.train.common import append_log, get_lr, plot_losses, step_rng, to_pixels, truncate_log
+
+STATE = "vae_state.pt"
+
+
+def render_batch(rng: np.random.Generator, images: int, videos: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fresh random scenes as pixel tensors: `images` one-frame clips and `videos` 17-frame clips."""
+    imgs = [render_image(sample_scene(rng)) for _ in range(images)]
+    vids = [render_video(sample_scene(rng, video=True)) for _ in range(videos)]
+    return to_pixels(np.stack(imgs)), to_pixels(np.stack(vids))
+
+
+def object_weighted_l1(recon: torch.Tensor, x: torch.Tensor, object_weight: float) -> torch.Tensor:
+    """L1 with object pixels weighted 1 + `object_weight`: without it the VAE first settles on
+    flat backgrounds and learns the small shapes very slowly. The corner pixel is background
+    in every Shapes World scene."""
+    background = x[..., :1, :1]
+    weight = 1.0 + object_weight * ((x - background).abs().amax(dim=1, keepdim=True) > 0.1).float()
+    return ((recon - x).abs() * weight).mean() / weight.mean()
+
+
+def train_vae(model_config: ModelConfig, cfg: TrainConfig, out: Path) -> AutoencoderKLWan:
+    """Train (or resume) the VAE into `out/vae/`; returns it frozen, with latent statistics set."""
+    final = out / "vae"
+    if (final / "config.json").exists():
+        return AutoencoderKLWan.from_pretrained(final, use_safetensors=True, local_files_only=True).eval()
+    torch.manual_seed(cfg.seed)
+    vae = AutoencoderKLWan(**model_config.vae)
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
+    start = 0
+    state_path, log = out / STATE, out / "vae_log.jsonl"
+    if state_path.exists():
+        state = torch.load(state_path, weights_only=True)
+        vae.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start = state["step"]
+        truncate_log(log, start)
+    bar = tqdm(range(start, cfg.vae_steps), initial=start, total=cfg.vae_steps, desc="vae", dynamic_ncols=True)
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = get_lr(step, cfg.vae_lr, 50, cfg.vae_steps, 0.05)
+        rng = step_rng(cfg.seed, step)
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        losses = {}
+        batches = render_batch(rng, cfg.vae_batch_images, cfg.vae_batch_videos)
+        for name, x in zip(("image", "video"), batches, strict=True):
+            post = vae.encode(x).latent_dist
+            recon = vae.decode(post.sample(gen)).sample
+            l1 = object_weighted_l1(recon, x, cfg.vae_object_weight)
+            losses[name] = l1 + cfg.vae_kl_weight * post.kl().mean()
+        loss = losses["image"] + losses["video"]
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        bar.set_postfix(image=f"{losses['image'].item():.4f}", video=f"{losses['video'].item():.4f}")
+        if (step + 1) % 10 == 0:
+            append_log(log, {"step": step + 1, **{f"loss/{k}": v.item() for k, v in losses.items()}})
+        if (step + 1) % 100 == 0 or step + 1 == cfg.vae_steps:
+            tmp = state_path.with_suffix(".tmp")
+            torch.save({"model": vae.state_dict(), "optimizer": opt.state_dict(), "step": step + 1}, tmp)
+            tmp.replace(state_path)
+            plot_losses(log, out / "vae_loss.png", "VAE stage (L1 + KL)")
+    vae.eval()
+    _set_latent_statistics(vae, cfg.seed)
+    vae.save_pretrained(final, safe_serialization=True)
+    return vae
+
+
+@torch.no_grad()
+def _set_latent_statistics(vae: AutoencoderKLWan, seed: int) -> None:
+    """Per-channel mean/std of posterior means over 512 rendered images and 32 videos."""
+    rng = step_rng(seed, 10**9)  # a stream no training step uses
+    images, videos = render_batch(rng, 512, 32)
+    mus = [vae.encode(chunk).latent_dist.mode() for chunk in images.split(64)]
+    mus += [vae.encode(chunk).latent_dist.mode() for chunk in videos.split(8)]
+    flat = torch.cat([m.transpose(0, 1).flatten(1) for m in mus], dim=1)  # (C, N)
+    vae.register_to_config(latents_mean=flat.mean(1).tolist(), latents_std=flat.std(1).tolist())
