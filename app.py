@@ -208,9 +208,9 @@ def _rating_panel(
     save.click(rate, [results, selected, score, comment, annotator], status, api_name=api_name, **UNDOCUMENTED)
     gr.on(
         [results.change, selected.change],
-        _describe,
+        lambda results, index: (_describe(results, index), ""),  # a new result: the last "Saved" no longer applies
         [results, selected],
-        details,
+        [details, status],
         api_visibility="private",
         **QUICK_EVENT,
     )
@@ -354,6 +354,7 @@ def build_demo(
                         height=420,
                         object_fit="contain",
                         format="png",
+                        buttons=["download", "fullscreen"],
                         elem_id="t2i-gallery",
                         elem_classes="pixelated",
                     )
@@ -705,8 +706,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def load_pipeline(args: argparse.Namespace) -> tuple[TunaPipeline, list[str]]:
-    """The pipeline the flags ask for, and the warnings the page must show (random weights are never silent)."""
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    """The pipeline the flags ask for, and the warnings the page must show (random weights are never silent).
+
+    With a memory budget the model stays on the CPU here: the planner's method (weight offload in
+    particular) decides how it reaches the device.
+    """
+    device = "cpu" if args.memory_budget is not None else serving_device(args)
     if args.model:
         return TunaPipeline.from_pretrained(args.model, device=device), []
     if args.preset:
@@ -721,34 +726,28 @@ def load_pipeline(args: argparse.Namespace) -> tuple[TunaPipeline, list[str]]:
     return TunaPipeline.from_pretrained(preset="tiny", device=device), [note]
 
 
+def serving_device(args: argparse.Namespace) -> str:
+    return args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def select_engine(pipeline: TunaPipeline, engine: str) -> None:
-    """Compile the encoder/decoder units with engines/ when it offers `build_units`; otherwise stay eager."""
-    try:
-        import engines
-    except ImportError:
-        build_units = None
-    else:
-        build_units = getattr(engines, "build_units", None)
-    if build_units is None:
-        log.warning("--engine %s: engines.build_units is not available; the encoder and decoder run eager", engine)
-        return
+    """Swap the encoder/decoder units for compiled ones; engines/ logs each fallback in one line."""
+    from engines import build_units
+
     pipeline.units = build_units(pipeline.model, backend=engine)
 
 
-def plan_memory(pipeline: TunaPipeline, budget_gib: float) -> str:
-    """Ask the PAPAYA planner which serving method fits `budget_gib`; the answer (or why not) is shown on the page."""
-    try:
-        from tuna_core.planner import recommend_for_serving
-    except ImportError:
-        return (
-            f"--memory-budget {budget_gib:g} GiB was given, but the memory planner (tuna_core.planner) is unavailable."
-        )
-    choice = recommend_for_serving(pipeline.model, int(budget_gib * 2**30), pipeline.device)
+def apply_memory_plan(pipeline: TunaPipeline, budget_gib: float, device: str) -> str:
+    """Ask the PAPAYA planner which serving method fits `budget_gib`, switch it on, and say so on the page."""
+    from tuna_core.planner import apply_method, recommend_for_serving
+
+    choice = recommend_for_serving(pipeline.model, int(budget_gib * 2**30), device)
     if choice.method is None:
-        return f"Memory plan for {budget_gib:g} GiB: {choice.reason}."
+        raise SystemExit(f"error: --memory-budget {budget_gib:g} GiB: {choice.reason}")
+    apply_method(pipeline.model, choice.method, device=device)
     return (
-        f"Memory plan for {budget_gib:g} GiB: the planner recommends {choice.method!r} "
-        f"(up to {choice.batch} images per call; {choice.reason}); it is reported here, not yet applied."
+        f"Memory plan for {budget_gib:g} GiB: method {choice.method!r}, up to {choice.batch} images per call "
+        f"({choice.reason})."
     )
 
 
@@ -759,10 +758,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     pipeline, notes = load_pipeline(args)
     for note in notes:
         log.warning(note)
-    select_engine(pipeline, args.engine)
     if args.memory_budget is not None:
-        notes.append(plan_memory(pipeline, args.memory_budget))
-        log.warning(notes[-1])
+        notes.append(apply_memory_plan(pipeline, args.memory_budget, serving_device(args)))
+        log.info(notes[-1])
+    select_engine(pipeline, args.engine)
     log.info(
         "loaded %s on %s in %.1f s; engines %s",
         pipeline.model_id,

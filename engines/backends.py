@@ -44,7 +44,7 @@ class Built:
 
     callables: dict[Shape, Unit]
     cached: bool = False  # every engine was loaded from disk, none built
-    files: tuple[Path, ...] = ()  # engine files backing the callables (deleted if parity fails)
+    files: tuple[Path, ...] = ()  # engine files behind the callables (deleted if the check fails)
 
 
 @dataclass(frozen=True)
@@ -106,16 +106,21 @@ def build_tensorrt(spec: UnitSpec, ctx: BuildContext) -> Built:
     cached = True
     for shape in spec.input_shapes:
         path = engine_key(spec, shape).path(ctx.cache_dir)
-        engine = _load_cached(path, spec.name, ctx.logger)
-        if engine is None:
-            cached = False
-            example = spec.example(shape)
-            engine = tensorrt.build_engine(spec.module, example, opt_batch=spec.opt_batch, max_batch=spec.max_batch)
-            built = engine
-            write_atomically(path, lambda tmp, e=built, x=example: tensorrt.save_engine(e, tmp, x, spec.max_batch))
-        callables[shape] = engine
+        callables[shape], hit = _load_or_build(spec, shape, path, ctx.logger)
+        cached = cached and hit
         files.append(path)
     return Built(callables, cached, tuple(files))
+
+
+def _load_or_build(spec: UnitSpec, shape: Shape, path: Path, log: logging.Logger) -> tuple[Unit, bool]:
+    """The engine for one bucket and whether it came from the cache (a new one is saved there)."""
+    engine = _load_cached(path, spec.name, log)
+    if engine is not None:
+        return engine, True
+    example = spec.example(shape)
+    engine = tensorrt.build_engine(spec.module, example, opt_batch=spec.opt_batch, max_batch=spec.max_batch)
+    write_atomically(path, lambda tmp: tensorrt.save_engine(engine, tmp, example, spec.max_batch))
+    return engine, False
 
 
 def compile_unavailable_reason(device: torch.device, requested: str) -> str | None:
@@ -159,8 +164,8 @@ def build_unit(
 
     The name is the back-end, with " (cached)" when every TensorRT engine came from disk.
     Raises `UnavailableError` when the back-end cannot run here, `ParityError` when its outputs
-    differ from eager's on the fixed example (its cached engines are deleted), or whatever the
-    build raised.
+    differ from eager's on the fixed example, or whatever the build or the check raised; the
+    engine files of a unit that fails its check are deleted.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -168,12 +173,15 @@ def build_unit(
         return spec.module, "eager"
     ctx = BuildContext(requested or backend, cache_dir or default_cache_dir(), logger or LOGGER)
     built = BUILDERS[backend](spec, ctx)
-    for shape, unit in built.callables.items():
-        score = parity.check(unit, spec.module, [spec.example(shape)], spec.metric)
-        if not score.passed:
-            for path in built.files:
-                path.unlink(missing_ok=True)
-            raise ParityError(f"input {shape}: {score}")
+    try:
+        for shape, unit in built.callables.items():
+            score = parity.check(unit, spec.module, [spec.example(shape)], spec.metric)
+            if not score.passed:
+                raise ParityError(f"input {shape}: {score}")
+    except Exception:  # an engine that is wrong, or cannot even run, must not be loaded again
+        for path in built.files:
+            path.unlink(missing_ok=True)
+        raise
     return ShapeRouter(spec, built.callables, ctx.logger), f"{backend} (cached)" if built.cached else backend
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,12 @@ def tiny_pipeline():
     return make_tiny_pipeline()
 
 
+@pytest.fixture
+def fresh_tiny_pipeline():
+    """A pipeline the test may change (memory methods, engines) without touching the shared one."""
+    return make_tiny_pipeline()
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_pipeline) -> Path:
     """A saved random tiny checkpoint folder (config.json, part folders, tuna.safetensors)."""
@@ -37,3 +46,34 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_pipeline) -> 
     folder = tmp_path_factory.mktemp("ckpt") / "tiny-random"
     save_pretrained(tiny_pipeline.model, tiny_pipeline.tokenizer, folder)
     return folder
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_app(pipeline, data_dir: Path, **build: object) -> Iterator[tuple[object, str]]:
+    """Build and launch the app in-process on a free port, as `main()` does; close it afterwards.
+
+    Yields the annotation store and the app's URL.
+    """
+    import app
+    from tuna_core.annotations import AnnotationStore
+
+    store = AnnotationStore(data_dir)
+    demo = app.build_demo(pipeline, store, **build)
+    port = free_port()
+    demo.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        **app.launch_options(pipeline, store),
+    )
+    try:
+        yield store, f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()

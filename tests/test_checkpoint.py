@@ -72,8 +72,16 @@ def test_parts_load_from_their_own_library_folders(tmp_path, tiny_checkpoint, ti
     cfg = tiny_pipeline.config
     rep = dict(cfg.rep_encoder)
     siglip = SiglipVisionModel(
-        SiglipVisionConfig(**{**rep, "num_channels": 3, "patch_size": 16, "image_size": 128,
-                              "num_hidden_layers": rep["num_hidden_layers"] + 1, "vision_use_head": True})
+        SiglipVisionConfig(
+            **{
+                **rep,
+                "num_channels": 3,
+                "patch_size": 16,
+                "image_size": 128,
+                "num_hidden_layers": rep["num_hidden_layers"] + 1,
+                "vision_use_head": True,
+            }
+        )
     )
     siglip.save_pretrained(tmp_path / "siglip")
     base_vocab = tiny_pipeline.tokenizer.vocab_size - 8

@@ -1,7 +1,8 @@
 """engines/: back-end fallback, engine cache keys, parity checks, export traps and the benchmark.
 
 Everything here runs on CPU with the tiny random model; the TensorRT build itself is the one
-`gpu` test at the end. TensorRT's place in the chain is exercised by swapping its builder.
+`gpu` test at the end. TensorRT's place in the chain is exercised by swapping its builder, and
+its export → save → warm-start path by a stand-in for the torch_tensorrt module.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import copy
 import dataclasses
 import logging
 import math
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -120,6 +123,26 @@ def test_engine_failing_parity_is_discarded(model, monkeypatch, caplog, tmp_path
         "engines: tensorrt failed parity for encoder (input (3, 1, 64, 64): cosine"
     )
     assert "engine discarded" in units.backends["visual_reason"]
+
+
+def test_engine_that_raises_when_run_is_discarded(model, monkeypatch, caplog, tmp_path):
+    engine_file = tmp_path / "engine.pt2"
+
+    def broken_engine(spec, ctx):
+        engine_file.write_bytes(b"engine")
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("TensorRT: invalid argument")
+
+        return Built(dict.fromkeys(spec.input_shapes, run), files=(engine_file,))
+
+    monkeypatch.setitem(backends.BUILDERS, "tensorrt", broken_engine)
+    with caplog.at_level(logging.INFO, logger="engines"):
+        units = build_units(model, cache_dir=tmp_path, shapes=[IMAGE])
+    assert units.backends["decoder"] == "eager" and not engine_file.exists()
+    assert "engines: tensorrt failed for decoder (RuntimeError: TensorRT: invalid argument); trying torch.compile" in (
+        fallback_lines(caplog)
+    )
 
 
 def test_engine_passing_parity_is_used_and_a_cache_hit_says_so(model, monkeypatch, tmp_path):
@@ -275,6 +298,7 @@ def test_causal_attention_in_a_graph_is_found():
     assert len(tensorrt.causal_attention_nodes(program.graph_module)) == 1
 
 
+@pytest.mark.slow
 def test_wan_vae_frame_cache_loop_exports_for_images_then_videos(model):
     specs = unit_specs(model, torch.float32, [IMAGE, VIDEO])
     for name in ("decoder", "encoder"):  # decode first: the causal cache matters most there
@@ -285,6 +309,57 @@ def test_wan_vae_frame_cache_loop_exports_for_images_then_videos(model):
             with torch.no_grad():
                 torch.testing.assert_close(exported(x), spec.module(x))
                 torch.testing.assert_close(exported(x[:1]), spec.module(x[:1]))  # batch stays dynamic
+
+
+class StandInTorchTensorRT:
+    """Plays torch_tensorrt on CPU: `dynamo.compile` returns the exported program's module.
+
+    It lets the TensorRT path (export, settings, save to the cache, warm start) run here; only
+    the engine build itself is TensorRT's and needs the GPU test below.
+    """
+
+    def __init__(self) -> None:
+        self.compiled: list[dict] = []
+        self.engines: dict[str, torch.nn.Module] = {}
+        self.Input = lambda **shape: shape
+        self.dynamo = types.SimpleNamespace(compile=self.compile)
+
+    def compile(self, program, arg_inputs, device, **settings):
+        self.compiled.append({"inputs": arg_inputs, **settings})
+        return program.module()
+
+    def save(self, engine, path, **kwargs):
+        Path(path).write_text(str(len(self.engines)))
+        self.engines[str(len(self.engines))] = engine
+
+    def load(self, path):
+        engine = self.engines[Path(path).read_text()]
+        return types.SimpleNamespace(module=lambda: engine)
+
+
+def test_tensorrt_path_exports_caches_and_warm_starts(model, monkeypatch, tmp_path):
+    stand_in = StandInTorchTensorRT()
+    monkeypatch.setitem(sys.modules, "torch_tensorrt", stand_in)
+    monkeypatch.setattr(tensorrt, "unavailable_reason", lambda device: None)
+
+    first = build_units(model, "tensorrt", cache_dir=tmp_path, shapes=[IMAGE])
+    assert [first.backends[n] for n in ("encoder", "visual", "decoder")] == ["tensorrt"] * 3
+    assert len(list(tmp_path.glob("*.pt2"))) == 3
+    assert all(c["attn_bias_is_causal"] is False and c["min_block_size"] == 1 for c in stand_in.compiled)
+    assert stand_in.compiled[1]["inputs"] == [
+        {
+            "min_shape": (1, 16, 1, 8, 8),
+            "opt_shape": (2, 16, 1, 8, 8),
+            "max_shape": (8, 16, 1, 8, 8),
+            "dtype": torch.float32,
+        }
+    ]
+
+    again = build_units(model, "tensorrt", cache_dir=tmp_path, shapes=[IMAGE])
+    assert [again.backends[n] for n in ("encoder", "visual", "decoder")] == ["tensorrt (cached)"] * 3
+    assert len(stand_in.compiled) == 3  # nothing rebuilt
+    x = torch.randn(2, 16, 1, 8, 8)
+    torch.testing.assert_close(again.visual(x), model.visual(x))
 
 
 @pytest.mark.slow
@@ -317,7 +392,7 @@ def test_bench_runs_on_cpu_and_writes_its_section(tmp_path, capsys):
     text = out.read_text()
     assert text.startswith("# Performance\n") and bench.SECTION_START in text
     assert "| visual | 2 × 16×1×8×8 |" in text
-    assert "- tensorrt: unavailable: no CUDA device" in text
+    assert "- tensorrt: unavailable: " in text  # no CUDA device here; no torch-tensorrt on a bare GPU
     assert "| eager |" in text  # the end-to-end row
 
 

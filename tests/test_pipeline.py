@@ -1,5 +1,7 @@
 """TunaPipeline: the four tasks end to end on a random tiny model, seeding and input checks."""
 
+import itertools
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -33,15 +35,30 @@ def test_different_seeds_give_different_images(tiny_pipeline):
 def test_text_to_image_returns_the_requested_count_size_and_settings(tiny_pipeline):
     steps = []
     result = tiny_pipeline.text_to_image(
-        PROMPT, "blue", seed=5, steps=3, guidance=2.0, height=48, width=80, num_images=2,
+        PROMPT,
+        "blue",
+        seed=5,
+        steps=3,
+        guidance=2.0,
+        height=48,
+        width=80,
+        num_images=2,
         progress=lambda i, n: steps.append((i, n)),
     )
     assert [img.size for img in result.images] == [(80, 48), (80, 48)]
     assert not np.array_equal(*pixels(result))  # each image has its own noise
     assert steps == [(1, 3), (2, 3), (3, 3)]
     assert result.settings | {"model": None} == result.settings | {
-        "task": "t2i", "prompt": PROMPT, "negative_prompt": "blue", "seed": 5, "steps": 3, "guidance": 2.0,
-        "height": 48, "width": 80, "num_images": 2, "model": None,
+        "task": "t2i",
+        "prompt": PROMPT,
+        "negative_prompt": "blue",
+        "seed": 5,
+        "steps": 3,
+        "guidance": 2.0,
+        "height": 48,
+        "width": 80,
+        "num_images": 2,
+        "model": None,
     }
     assert set(result.timings) >= {"prefill", "denoise", "decode"}
 
@@ -58,7 +75,9 @@ def test_text_to_video_has_the_requested_frames_and_fps(tiny_pipeline):
 
 
 def test_edit_returns_an_image_of_the_model_size(tiny_pipeline, scene_image):
-    result = tiny_pipeline.edit(Image.fromarray(scene_image).resize((100, 100)), "make the red circle blue", seed=0, steps=2)
+    result = tiny_pipeline.edit(
+        Image.fromarray(scene_image).resize((100, 100)), "make the red circle blue", seed=0, steps=2
+    )
     assert result.images[0].size == (64, 64)
     assert result.settings["instruction"] == "make the red circle blue"
 
@@ -76,7 +95,7 @@ def test_chat_stream_grows_token_by_token(tiny_pipeline, scene_image):
     ask = [{"role": "user", "content": "Describe the image."}]
     parts = list(tiny_pipeline.chat_stream(ask, images=[scene_image], max_new_tokens=4))
     assert 1 <= len(parts) <= 4
-    assert all(later.startswith(earlier) for earlier, later in zip(parts, parts[1:], strict=False))
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(parts))
 
 
 def test_multi_turn_chat_accepts_earlier_answers(tiny_pipeline, scene_image):

@@ -127,6 +127,15 @@ def test_anything_that_fits_helps_when_the_baseline_does_not():
     assert recommend(results) == "int8"
 
 
+def test_a_tolerance_keeps_the_plain_method_unless_another_is_clearly_faster():
+    budget = 1000
+    base = _fit("none", alpha=10, beta=100, gamma=0.100, delta=0.05)  # 70 / 7.05 ≈ 9.93/s
+    int8 = _fit("int8", alpha=10, beta=50, gamma=0.100, delta=0.05)  # 75 / 7.55 ≈ 9.93/s, a hair more
+    results = verdicts([base, int8], budget)
+    assert recommend(results) == "int8"
+    assert recommend(results, tolerance=0.1) == "none"
+
+
 def test_nothing_is_recommended_when_nothing_fits():
     assert recommend(verdicts([_fit("none", 10, 5000, 0.1, 0.1)], 1000)) is None
 
@@ -215,6 +224,49 @@ def test_checkpointing_keeps_gradients_and_saves_fewer_tensors_for_backward():
     torch.testing.assert_close(grads["ckpt"], grads["none"], rtol=1e-4, atol=1e-6)
 
 
+def test_activation_offload_hooks_keep_gradients_and_leave_no_hook_behind():
+    from conftest import make_tiny_pipeline
+
+    from tuna_core.layout import generation_layout
+    from tuna_core.model import SequenceBatch
+    from tuna_core.planner.methods import offload_activations
+
+    def no_saved_tensor_hooks() -> bool:
+        return torch._C._autograd._top_saved_tensors_default_hooks(False) is None
+
+    grads = []
+    for offload in (False, True):
+        pipe = make_tiny_pipeline(seed=3)
+        model = pipe.model.train()
+        if offload:
+            offload_activations(model, pin_memory=False)  # the GPU path, with the CPU as "device"
+        layout = generation_layout(pipe.tokenizer.special, pipe.tokenizer.encode("a red circle"), 64)
+        batch = SequenceBatch.from_layouts([layout])
+        target = torch.randn((1, 16, 1, 8, 8), generator=torch.Generator().manual_seed(0))
+        model(batch, [], target, torch.Generator().manual_seed(0))["flow"].backward()
+        grads.append(model.flow_head.proj_in.weight.grad.clone())
+        assert no_saved_tensor_hooks()
+        with pytest.raises(RuntimeError):
+            model(batch, [], target[:, :3], torch.Generator().manual_seed(0))  # wrong channels: raises inside
+        assert no_saved_tensor_hooks()  # the hook that leaves the context ran anyway
+    torch.testing.assert_close(grads[1], grads[0])
+
+
+def test_method_for_training_is_a_callable_that_applies_the_choice_or_raises_naming_the_budget():
+    from conftest import make_tiny_pipeline
+
+    from tuna_core.planner import TrainingMethod, method_for_training
+
+    assert method_for_training("tuna-1.5b", "48GiB", "cuda").name == "ckpt"
+    with pytest.raises(ValueError, match=r"'24GiB' for tuna-1\.5b"):
+        method_for_training("tuna-1.5b", "24GiB", "cuda")
+    chosen = method_for_training("tiny", "512MiB", "cpu")
+    assert chosen.name == "none" and chosen.batch >= 1
+    model = make_tiny_pipeline(seed=4).model
+    TrainingMethod("ckpt", 1, "chosen by hand", "cpu")(model)  # what train_joint does with the choice
+    assert model.flow_head.gradient_checkpointing and model.llm.model.gradient_checkpointing
+
+
 # -- the profiler and a real plan on CPU --------------------------------------------------------------
 def test_checkpointing_lowers_the_measured_peak_of_a_train_step():
     runs = profile_runs([ProfileSpec("tiny", "train", m, 8, steps=2) for m in ("none", "ckpt")], progress=False)
@@ -265,3 +317,86 @@ def test_tuna_1_5b_t2i_plan_on_gpu_fits_memory_and_time_with_r2_above_097():
     for row in plan.rows:
         assert row.fit is not None, row.note
         assert row.fit.r2_memory >= 0.97 and row.fit.r2_time >= 0.97, plan.table()
+
+
+# -- analytic estimates and the serving recommendation ------------------------------------------
+def test_meta_device_parameter_count_matches_the_built_model(tiny_pipeline):
+    from tuna_core.planner.estimate import model_shape
+
+    counted = model_shape(tiny_pipeline.model)
+    assert counted.params == {
+        n: sum(p.numel() for p in part.parameters()) for n, part in tiny_pipeline.model.parts().items()
+    }
+    big = model_shape("tuna-1.5b")
+    assert 1.4e9 < big.params["llm"] < 1.7e9  # Qwen2.5-1.5B with tied embeddings, on the meta device
+
+
+def test_estimate_uses_the_profilers_prompt_lengths():
+    from tuna_core.data.tasks import vocabulary
+    from tuna_core.planner import estimate, profile
+    from tuna_core.tokenizer import TunaTokenizer
+
+    tok = TunaTokenizer.word_level(vocabulary())
+    assert len(tok.encode(profile.PROMPT)) == estimate.PROMPT_TOKENS
+    assert len(tok.encode(profile.QUESTION)) == estimate.QUESTION_TOKENS
+    assert len(tok.encode(profile.ANSWER)) + 1 == estimate.ANSWER_TOKENS  # + [eos]
+
+
+def test_serving_recommendation_for_tuna_7b_goes_bf16_int8_offload_nothing_as_the_gpu_shrinks():
+    from tuna_core.planner.estimate import recommend_for_serving
+
+    small = recommend_for_serving("tuna-7b", 16 * 2**30, "cuda")
+    assert small.method == "int8" and small.batch >= 1
+    assert "fits where the baseline does not" in small.reason
+    assert recommend_for_serving("tuna-7b", 24 * 2**30, "cuda").method == "none"
+    assert recommend_for_serving("tuna-7b", 2 * 2**30, "cuda").method == "offload"  # only streaming fits
+    assert recommend_for_serving("tuna-7b", 512 * 2**20, "cuda").method is None
+    on_cpu = recommend_for_serving("tiny", 512 * 2**20, "cpu")
+    assert {v.name for v in on_cpu.verdicts} == {"none", "int8"}  # no offloading on a CPU
+
+
+def test_checkpointing_is_estimated_to_make_tuna_1_5b_training_fit_48gb_but_not_to_pay_on_80gb():
+    from tuna_core.planner.estimate import SPACES_GPUS, estimate_plan
+
+    l40s, a100 = SPACES_GPUS[2], SPACES_GPUS[3]
+    _, on_48 = estimate_plan("tuna-1.5b", "train", l40s)
+    assert recommend(on_48) == "ckpt" and next(v for v in on_48 if v.name == "none").b_max == 0
+    _, on_80 = estimate_plan("tuna-1.5b", "train", a100)
+    assert recommend(on_80) == "none"
+    assert "1/γ" in next(v for v in on_80 if v.name == "ckpt").reason
+
+
+def test_training_recommendation_names_the_method_or_none_when_nothing_fits():
+    from tuna_core.planner.estimate import recommend_for_training
+
+    assert recommend_for_training("tuna-1.5b", 48 * 2**30, "cuda").name == "ckpt"
+    assert recommend_for_training("tuna-1.5b", 24 * 2**30, "cuda") is None  # 35.6 GiB of weights + Adam
+    assert recommend_for_training("tiny", 512 * 2**20, "cpu").name == "none"
+
+
+# -- the command line ------------------------------------------------------------------------------
+def test_cli_json_prints_exactly_the_documented_keys(tmp_path, capsys):
+    from tuna_core.planner.cli import main
+
+    argv = ["--preset", "tuna-7b", "--task", "chat", "--budget", "16GiB", "--estimate", "T4", "--json"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["recommended"] == "int8" and result["budget_bytes"] == 16 * 2**30
+    assert [m["name"] for m in result["methods"]] == ["none", "int8", "offload"]
+    assert (tmp_path / "estimate_tuna-7b_chat_T4.txt").read_text().count("ANALYTIC ESTIMATE") == 1
+
+
+def test_cli_rejects_a_bad_budget_naming_it(capsys):
+    from tuna_core.planner.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--budget", "lots"])
+    assert "'lots'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message a CPU-only machine gives")
+def test_cli_on_a_machine_without_cuda_says_so_instead_of_profiling(capsys):
+    from tuna_core.planner.cli import main
+
+    assert main(["--preset", "tuna-1.5b", "--budget", "16GiB", "--device", "cuda"]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err

@@ -8,6 +8,6 @@ import sys
 # before torch loads its OpenMP runtime.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from tuna_core.cli import main  # noqa: E402
+from tuna_core.cli import main
 
 sys.exit(main())

@@ -20,12 +20,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from uuid import uuid4
 import numpy as np
 from PIL import Image
 
-from tuna_core.media import save_mp4, save_png
+from tuna_core.media import atomic_write, save_mp4, save_png
 
 DB_NAME = "annotations.sqlite3"
 CHOICES = ("A", "B", "tie")
@@ -141,7 +140,7 @@ class AnnotationStore:
         copies = [self._relative(self._copy_attachment(Path(a))) for a in attachments]
         path = self._new_path(settings["task"], ".json")
         record = {"settings": settings, "messages": list(messages), "answer": answer, "attachments": copies}
-        _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record, indent=2) + "\n"))
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record, indent=2) + "\n"))
         return self._result(settings, path)
 
     def _new_path(self, task: str, suffix: str) -> Path:
@@ -152,7 +151,7 @@ class AnnotationStore:
         digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
         target = self.root / "outputs" / "attachments" / f"{digest}{source.suffix.lower()}"
         if not target.exists():
-            _atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
+            atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
         return target
 
     def _relative(self, path: Path) -> str:
@@ -258,7 +257,7 @@ class AnnotationStore:
     def _export(self, suffix: str, write: Callable[[Path], Any]) -> Path:
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
         path = self.root / "exports" / f"annotations-{stamp}{suffix}"
-        _atomic_write(path, write)
+        atomic_write(path, write)
         return path
 
     @contextmanager
@@ -273,18 +272,3 @@ class AnnotationStore:
         finally:
             con.close()
 
-
-def result_dict(result: Result) -> dict[str, Any]:
-    """A result as plain JSON-able data (for the app's details view)."""
-    return asdict(result)
-
-
-def _atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
-    """Write to a temporary sibling and rename, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid4().hex[:6]}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

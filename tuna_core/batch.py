@@ -78,6 +78,3 @@ def _text(task: dict[str, Any], key: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"task {task.get('task')!r} needs a non-empty {key!r}")
     return value
-
-
-

@@ -48,7 +48,9 @@ def save_pretrained(model: TunaModel, tokenizer: TunaTokenizer, folder: str | Pa
     model.llm.save_pretrained(folder / "llm", safe_serialization=True)
     tokenizer.save(folder / "tokenizer")
     own = {"connector": model.connector, "time_embed": model.time_embed, "flow_head": model.flow_head}
-    tensors = {f"{name}.{k}": v.detach().contiguous().cpu() for name, mod in own.items() for k, v in mod.state_dict().items()}
+    tensors = {
+        f"{name}.{k}": v.detach().contiguous().cpu() for name, mod in own.items() for k, v in mod.state_dict().items()
+    }
     save_file(tensors, str(folder / TUNA_WEIGHTS))
 
 
@@ -99,7 +101,11 @@ def load_model(
         path = root / TUNA_WEIGHTS
         _require(path)
         state = load_file(str(path))
-        for name, module in (("connector", model.connector), ("time_embed", model.time_embed), ("flow_head", model.flow_head)):
+        for name, module in (
+            ("connector", model.connector),
+            ("time_embed", model.time_embed),
+            ("flow_head", model.flow_head),
+        ):
             part = {k[len(name) + 1 :]: v for k, v in state.items() if k.startswith(name + ".")}
             _check_and_load(module, part, path)
     return model.to(device=device, dtype=dtype).eval(), tok

@@ -24,6 +24,12 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, default=None, help=f"checkpoint folder (default: {BUNDLED_MODEL})")
     p.add_argument("--preset", choices=PRESETS, default=None, help="random-weight model of these shapes instead")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 …")
+    p.add_argument(
+        "--engine",
+        choices=("auto", "tensorrt", "compile", "eager"),
+        default="auto",
+        help="back-end of the VAE encoder/decoder and visual encoder (auto: tensorrt → torch.compile → eager)",
+    )
 
 
 def _sampling_args(p: argparse.ArgumentParser, seed_required: bool = True) -> None:
@@ -34,16 +40,20 @@ def _sampling_args(p: argparse.ArgumentParser, seed_required: bool = True) -> No
 
 def load_pipeline(args: argparse.Namespace):
     """The pipeline for --model/--preset; the bundled checkpoint when neither is given."""
+    from engines import build_units
     from tuna_core.pipeline import TunaPipeline
 
     if args.preset is not None and args.model is None:
         print(f"note: {args.preset} has random weights; outputs are noise, not Shapes World", file=sys.stderr)
-        return TunaPipeline.from_pretrained(preset=args.preset, device=args.device)
-    folder = args.model or BUNDLED_MODEL
-    if not (folder / "config.json").exists():
-        hint = " (the bundled model is not trained yet: pass --preset tiny)" if args.model is None else ""
-        raise ValueError(f"no TUNA checkpoint at {folder}{hint}")
-    return TunaPipeline.from_pretrained(folder, device=args.device)
+        pipe = TunaPipeline.from_pretrained(preset=args.preset, device=args.device)
+    else:
+        folder = args.model or BUNDLED_MODEL
+        if not (folder / "config.json").exists():
+            hint = " (the bundled model is not trained yet: pass --preset tiny)" if args.model is None else ""
+            raise ValueError(f"no TUNA checkpoint at {folder}{hint}")
+        pipe = TunaPipeline.from_pretrained(folder, device=args.device)
+    pipe.units = build_units(pipe.model, backend=args.engine)
+    return pipe
 
 
 def _progress(desc: str):
@@ -66,7 +76,14 @@ def cmd_generate_image(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args)
     size = args.size or pipe.config.image_size
     result = pipe.text_to_image(
-        args.prompt, args.negative_prompt, args.seed, args.steps, args.guidance, size, size, args.num_images,
+        args.prompt,
+        args.negative_prompt,
+        args.seed,
+        args.steps,
+        args.guidance,
+        size,
+        size,
+        args.num_images,
         progress=_progress("t2i"),
     )
     for i, image in enumerate(result.images):
@@ -80,7 +97,9 @@ def cmd_generate_video(args: argparse.Namespace) -> int:
     from tuna_core.media import save_mp4
 
     pipe = load_pipeline(args)
-    result = pipe.text_to_video(args.prompt, args.seed, args.steps, args.guidance, args.frames, args.fps, progress=_progress("t2v"))
+    result = pipe.text_to_video(
+        args.prompt, args.seed, args.steps, args.guidance, args.frames, args.fps, progress=_progress("t2v")
+    )
     print(save_mp4(result.frames, args.out, result.fps, result.settings))
     return 0
 
@@ -140,7 +159,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"  {part:<12} {n:>15,}  ({n / 1e6:,.1f} M)")
     print(f"  {'total':<12} {sum(counts.values()):>15,}  ({sum(counts.values()) / 1e9:,.3f} B)")
     side = config.image_size
-    print(f"  {side}×{side} image → latent {config.latent_grid(1, side, side)} → {config.num_visual_tokens(1, side, side)} visual tokens")
+    tokens = config.num_visual_tokens(1, side, side)
+    print(f"  {side}×{side} image → latent {config.latent_grid(1, side, side)} → {tokens} visual tokens")
     return 0
 
 
@@ -151,7 +171,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tuna_core.train.vae import train_vae
 
     cfg = TrainConfig()
-    overrides = {k: v for k, v in (("steps", args.steps), ("vae_steps", args.vae_steps), ("seed", args.seed)) if v is not None}
+    overrides = {
+        k: v for k, v in (("steps", args.steps), ("vae_steps", args.vae_steps), ("seed", args.seed)) if v is not None
+    }
     cfg = dataclasses.replace(cfg, **overrides)
     model_config = ModelConfig.preset(args.preset)
     args.out.mkdir(parents=True, exist_ok=True)

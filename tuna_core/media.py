@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import numpy as np
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
@@ -35,7 +37,8 @@ def to_rgb(image: Image.Image | np.ndarray, limits: Limits = Limits()) -> Image.
         raise MediaError(f"unsupported image mode {image.mode!r}; use an RGB, RGBA, grayscale or palette image")
     if image.width * image.height > limits.max_upload_pixels:
         raise MediaError(
-            f"image is {image.width}×{image.height}, over the {limits.max_upload_pixels:,}-pixel limit; downscale it first"
+            f"image is {image.width}×{image.height}, over the {limits.max_upload_pixels:,}-pixel limit; "
+            "downscale it first"
         )
     if image.mode in ("RGBA", "LA", "P"):
         rgba = image.convert("RGBA")
@@ -95,7 +98,9 @@ def _check_file(path: Path, suffixes: tuple[str, ...], kind: str, limits: Limits
         raise MediaError(f"{path.name}: unsupported {kind} type {path.suffix or '(none)'}; use {', '.join(suffixes)}")
     size = path.stat().st_size
     if size > limits.max_upload_bytes:
-        raise MediaError(f"{path.name} is {size / 2**20:.0f} MiB, over the {limits.max_upload_bytes / 2**20:.0f} MiB limit")
+        raise MediaError(
+            f"{path.name} is {size / 2**20:.0f} MiB, over the {limits.max_upload_bytes / 2**20:.0f} MiB limit"
+        )
     if size == 0:
         raise MediaError(f"{path.name} is empty")
 
@@ -107,7 +112,7 @@ def save_png(image: Image.Image, path: str | Path, settings: dict[str, Any]) -> 
         info.add_text(key, str(value))
     info.add_text("tuna", json.dumps(settings, sort_keys=True))
     path = Path(path)
-    _atomic_write(path, lambda tmp: image.save(tmp, format="PNG", pnginfo=info))
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG", pnginfo=info))
     return path
 
 
@@ -136,14 +141,15 @@ def save_mp4(frames: np.ndarray, path: str | Path, fps: int, settings: dict[str,
             ffmpeg_params=["-pix_fmt", "yuv420p", "-metadata", f"comment={comment}"],
         )
 
-    _atomic_write(path, write, suffix=".mp4")
+    atomic_write(path, write)
     return path
 
 
-def _atomic_write(path: Path, write, suffix: str = "") -> None:
-    """Write to a temporary sibling and rename, so a crash never leaves half a file."""
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
+    """Write through a temporary sibling (same extension, so writers pick the format) and rename:
+    a crash never leaves half a file where a finished one should be."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{suffix or path.suffix}")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid4().hex[:6]}.tmp{path.suffix}")
     try:
         write(tmp)
         os.replace(tmp, path)

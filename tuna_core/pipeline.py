@@ -107,8 +107,14 @@ class TunaPipeline:
     ) -> str:
         """Answer the last user message about the images/videos; returns the whole answer."""
         answer = ""
-        for answer in self.chat_stream(
-            messages, images, videos, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, progress=progress
+        for answer in self.chat_stream(  # noqa: B007 -- the last partial answer is the whole answer
+            messages,
+            images,
+            videos,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            seed=seed,
+            progress=progress,
         ):
             pass
         return answer
@@ -136,7 +142,7 @@ class TunaPipeline:
             raise ValueError(f"temperature must be in [0, 2], got {temp}")
         turns = self._chat_turns(messages)
         timings: dict[str, float] = {}
-        with _timer(timings, "encode"):
+        with _Timer(timings, "encode"):
             latents = [self._encode_images([img]) for img in images or []]
             latents += [self._encode_video(v) for v in videos or []]
         if not latents:
@@ -144,7 +150,7 @@ class TunaPipeline:
         layout = chat_layout(self.tokenizer.special, [lat[0, 0].numel() for lat in latents], turns)
         generator = torch.Generator().manual_seed(seed)
         tokens: list[int] = []
-        with _timer(timings, "llm"):
+        with _Timer(timings, "llm"):
             cache, logits = self.model.start_decoding(layout, latents)
             position = len(layout)
             for step in range(max_new):
@@ -222,7 +228,7 @@ class TunaPipeline:
         settings["instruction"] = settings.pop("prompt")
         side = self.config.image_size
         timings: dict[str, float] = {}
-        with _timer(timings, "encode"):
+        with _Timer(timings, "encode"):
             source = self._encode_images([image])
         n = source[0, 0].numel()
         special = self.tokenizer.special
@@ -230,7 +236,8 @@ class TunaPipeline:
         uncond = editing_layout(special, n, [], 0)
         grid = self.config.latent_grid(1, side, side)
         frames, more = self._generate(cond, uncond, [source], grid, 1, settings, progress)
-        return ImageResult([Image.fromarray(frames[0][0])], settings, timings | more)
+        self.last_timings = timings | more
+        return ImageResult([Image.fromarray(frames[0][0])], settings, self.last_timings)
 
     def _generate(
         self,
@@ -248,23 +255,23 @@ class TunaPipeline:
         use_cfg = guidance != 1.0
         prefixes = [prefix_layout(cond)] * count + ([prefix_layout(uncond)] * count if use_cfg else [])
         clean = [lat.expand(len(prefixes), *lat.shape[1:]).to(self.device) for lat in clean]
-        with _timer(timings, "prefill"):
+        with _Timer(timings, "prefill"):
             ctx = self.model.prefill(prefixes, clean)
         generator = torch.Generator().manual_seed(settings["seed"])
-        noise = torch.randn((count, self.config.latent_channels, *grid), generator=generator)
+        # Drawn on the CPU from the caller's seed, so a seed means the same noise on every device.
+        noise = torch.randn((count, self.config.latent_channels, *grid), generator=generator).to(self.device)
         times = time_grid(settings["steps"], self.model.shift_for(int(np.prod(grid))))
 
         def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            x = x.to(self.device)
             if use_cfg:
                 x, t = torch.cat([x, x]), torch.cat([t, t])
             v = self.model.denoise(ctx, x, t, visual=self.units.visual(x))
             return guided(v, guidance) if use_cfg else v
 
-        with _timer(timings, "denoise"):
+        with _Timer(timings, "denoise"):
             latents = solve_ode(velocity, noise, times, solver=self.defaults.solver, callback=progress)
-        with _timer(timings, "decode"):
-            pixels = self.units.vae_decode(latents.to(self.device))  # (B, 3, T, H, W)
+        with _Timer(timings, "decode"):
+            pixels = self.units.vae_decode(latents)  # (B, 3, T, H, W)
         frames = ((pixels.float().cpu() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
         self.last_timings = timings
         return [f.permute(1, 2, 3, 0).numpy() for f in frames], timings
@@ -313,7 +320,9 @@ class TunaPipeline:
             raise ValueError(f"the prompt has {len(text)} characters; the limit is {self.limits.max_prompt_chars}")
         ids = self.tokenizer.encode(text)
         if len(ids) > self.config.max_text_tokens:
-            raise ValueError(f"the prompt is {len(ids)} tokens long; this model takes at most {self.config.max_text_tokens}")
+            raise ValueError(
+                f"the prompt is {len(ids)} tokens long; this model takes at most {self.config.max_text_tokens}"
+            )
         return ids
 
     def _generation_settings(
@@ -321,10 +330,14 @@ class TunaPipeline:
     ) -> dict[str, Any]:
         self._prompt_ids(prompt)
         seed = self._check_int("seed", seed, 0, 2**63 - 1)
-        steps = self._check_int("steps", _default(steps, self.defaults.steps), self.limits.min_steps, self.limits.max_steps)
+        steps = self._check_int(
+            "steps", _default(steps, self.defaults.steps), self.limits.min_steps, self.limits.max_steps
+        )
         guidance = float(_default(guidance, self.defaults.guidance))
         if not self.limits.min_guidance <= guidance <= self.limits.max_guidance:
-            raise ValueError(f"guidance must be in [{self.limits.min_guidance}, {self.limits.max_guidance}], got {guidance}")
+            raise ValueError(
+                f"guidance must be in [{self.limits.min_guidance}, {self.limits.max_guidance}], got {guidance}"
+            )
         return {
             "task": task,
             "prompt": prompt.strip(),
@@ -364,7 +377,7 @@ def _default(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-class _timer:
+class _Timer:
     """Context manager adding elapsed seconds to `timings[name]`."""
 
     def __init__(self, timings: dict[str, float], name: str) -> None:

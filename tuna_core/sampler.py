@@ -70,10 +70,10 @@ def solve_ode(
     for i in range(steps):
         t, t_next = float(times[i]), float(times[i + 1])
         dt = t_next - t
-        v = velocity(x, torch.full((x.shape[0],), t)).float()
+        v = velocity(x, torch.full((x.shape[0],), t, device=x.device)).float()
         if solver == "heun" and i < steps - 1:
             x_pred = x + dt * v
-            v_next = velocity(x_pred, torch.full((x.shape[0],), t_next)).float()
+            v_next = velocity(x_pred, torch.full((x.shape[0],), t_next, device=x.device)).float()
             v = 0.5 * (v + v_next)
         x = x + dt * v
         if callback is not None:

@@ -140,7 +140,9 @@ def save_contact_sheet(trials: list[Trial], path: Path) -> None:
         ax.imshow(t.image, interpolation="nearest")
         words = t.query.split()
         text = "\n".join(" ".join(words[k : k + 6]) for k in range(0, len(words), 6))
-        ax.set_title(f"{'✓' if t.correct else '✗'} {t.metric}\n{text}", fontsize=6.5, color="green" if t.correct else "red")
+        ax.set_title(
+            f"{'✓' if t.correct else '✗'} {t.metric}\n{text}", fontsize=6.5, color="green" if t.correct else "red"
+        )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

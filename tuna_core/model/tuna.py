@@ -206,7 +206,11 @@ class TunaModel(nn.Module):
         x = self.embed(batch.ids, visual, batch.visual_positions)
         cache = DynamicCache(config=self.llm.config)
         self.llm.model(
-            inputs_embeds=x, attention_mask=batch.mask, position_ids=batch.position_ids, past_key_values=cache, use_cache=True
+            inputs_embeds=x,
+            attention_mask=batch.mask,
+            position_ids=batch.position_ids,
+            past_key_values=cache,
+            use_cache=True,
         )
         key_valid = torch.ones_like(batch.ids, dtype=torch.bool)
         for row, off in enumerate(batch.offsets):
@@ -246,7 +250,14 @@ class TunaModel(nn.Module):
         visual = [self.visual(lat) for lat in clean]
         x = self.embed(batch.ids, visual, batch.visual_positions)
         cache = DynamicCache(config=self.llm.config)
-        out = self.llm(inputs_embeds=x, attention_mask=batch.mask, position_ids=batch.position_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        out = self.llm(
+            inputs_embeds=x,
+            attention_mask=batch.mask,
+            position_ids=batch.position_ids,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
         return cache, out.logits[:, -1]
 
     @torch.no_grad()

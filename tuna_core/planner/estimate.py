@@ -10,7 +10,9 @@ is nothing to score), so the same `verdicts`/`recommend` choose. A GPU run of
 Assumptions (each a named constant below): training keeps fp32 master weights, fp32 gradients
 and two fp32 AdamW moments (16 B per trainable parameter) under bf16 autocast, the frozen VAE
 stays on the device in fp32; serving holds bf16 weights; int8 stores Linear weights in one byte
-plus one bf16 scale per output channel and runs 15 % slower (quanto's int8 kernels); offloading
+plus one bf16 scale per output channel; optimum-quanto 0.2.7 has no int8-weight kernel (its Marlin
+kernels are for fp8 and int4), so every matmul dequantizes its weight first: 15 % more compute time
+and 2.5× the weight traffic of memory-bound decoding, plus one float weight alive at a time; offloading
 moves the offloaded weights over PCIe at every forward.
 """
 
@@ -24,14 +26,16 @@ from torch import nn
 
 from tuna_core.config import Limits, ModelConfig
 from tuna_core.model import TunaModel
-from tuna_core.planner.fit import Line, MethodFit, Verdict, recommend, verdicts
-from tuna_core.planner.methods import Task, Technique, method, methods_for
+from tuna_core.planner.fit import Line, MethodFit, Verdict, parse_bytes, recommend, verdicts
+from tuna_core.planner.methods import Task, Technique, apply_method, method, methods_for
 
 MFU = 0.35  # achieved share of dense peak FLOPs
-INT8_SLOWDOWN = 1.15  # compute-time factor of quanto's int8 weights vs bf16
+INT8_SLOWDOWN = 1.15  # compute-time factor of quanto's int8 weights vs bf16 (it dequantizes per matmul)
+INT8_TRAFFIC = 2.5  # weight bytes moved per matmul vs bf16: read int8 (1), write bf16 (2), read it (2)
 STEP_OVERHEAD_S = 0.005  # kernel launches per denoising / decoding step
 ADAM_BYTES = 16  # fp32 weight + grad + two moments per trainable parameter
 VAE_MAPS = 12  # feature maps the VAE keeps alive at its widest stage (rough)
+ESTIMATE_TOLERANCE = 0.1  # keep `none` unless another method is estimated > 10 % faster
 PROMPT_TOKENS, QUESTION_TOKENS, ANSWER_TOKENS = 20, 6, 2  # the profiler's prompt, question, answer (+ eos)
 
 
@@ -95,16 +99,22 @@ def model_shape(preset_or_model: str | TunaModel) -> ModelShape:
 
 
 # -- activations per token (bytes) -------------------------------------------------------------------
-def _decoder_saved(h: int, kv: int, inter: int) -> int:
-    """One Qwen2 layer under bf16 autocast: fp32 norm inputs 2·4h; bf16 inputs of q/k/v, o, gate/up
-    (3·2h); q, k, v (2h + 4kv); gate, up, SiLU(gate), their product (4·2I)."""
-    return 8 * h + 6 * h + 2 * h + 4 * kv + 8 * inter
+def _decoder_saved(h: int, kv: int, inter: int, act: int = 2) -> int:
+    """One Qwen2 layer, `act`-byte activations (bf16 autocast: 2): fp32 norm inputs 2·4h; inputs of
+    q/k/v, o, gate/up (3h); q, k, v (h + 2kv); gate, up, SiLU(gate), their product (4I)."""
+    return 8 * h + act * (3 * h + h + 2 * kv + 4 * inter)
 
 
-def _encoder_saved(h: int, inter: int) -> int:
-    """One SigLIP or flow-head block: fp32 norm inputs 2·4h; bf16 qkv/o/fc1 inputs 3·2h; q, k, v
-    3·2h; fc1 output and GELU output 2·2I."""
-    return 8 * h + 6 * h + 6 * h + 4 * inter
+def _encoder_saved(h: int, inter: int, act: int = 2) -> int:
+    """One SigLIP or flow-head block: fp32 norm inputs 2·4h; qkv/o/fc1 inputs 3h; q, k, v 3h; fc1
+    output and GELU output 2I."""
+    return 8 * h + act * (3 * h + 3 * h + 2 * inter)
+
+
+def _scores(heads: int, length: int, act: int) -> int:
+    """Per token and layer, attention scores and probabilities (heads × length each) — only where
+    SDPA falls back to its math kernel (the CPU with a boolean mask); fused GPU kernels keep none."""
+    return 2 * act * heads * length if act == 4 else 0
 
 
 def _transient(h: int, inter: int, dtype_bytes: int) -> int:
@@ -121,9 +131,11 @@ class _Dims:
     enc_layers: int
     enc_h: int
     enc_inter: int
+    enc_heads: int
     head_layers: int
     head_h: int
     head_inter: int
+    head_heads: int
     tokens: int  # visual tokens per image at the default size
     vae_width: tuple[int, int]  # (decoder, encoder) widest channels at half resolution (after 2×2 patchify)
     pixels: int  # pixels per image at that stage
@@ -142,9 +154,11 @@ def _dims(cfg: ModelConfig) -> _Dims:
         enc_layers=enc["num_hidden_layers"],
         enc_h=enc["hidden_size"],
         enc_inter=enc["intermediate_size"],
+        enc_heads=enc["num_attention_heads"],
         head_layers=cfg.head.num_layers,
         head_h=cfg.head.hidden_size,
         head_inter=int(cfg.head.hidden_size * cfg.head.mlp_ratio),
+        head_heads=cfg.head.num_heads,
         tokens=cfg.num_visual_tokens(1, cfg.image_size, cfg.image_size),
         vae_width=(int(cfg.vae.get("decoder_base_dim") or cfg.vae["base_dim"]), int(cfg.vae["base_dim"])),
         pixels=(cfg.image_size // patch) ** 2,
@@ -157,7 +171,8 @@ def estimate_fit(
 ) -> MethodFit:
     """α, β (bytes) and γ, δ (seconds) of `name` for `task` on `gpu`, from shapes alone.
 
-    `dtype_bytes` is the serving dtype (2: bf16 on a GPU, 4: fp32 on a CPU).
+    `dtype_bytes` is the activation dtype (2: bf16 on a GPU, 4: fp32 on a CPU) and, when serving,
+    the weight dtype too.
     """
     m, d = method(name), _dims(shape.config)
     ckpt, int8 = m.uses(Technique.CHECKPOINT), m.uses(Technique.INT8)
@@ -170,21 +185,28 @@ def estimate_fit(
     }
     n = d.tokens
     if Task(task) is Task.TRAIN:
-        llm_tokens = (1 + PROMPT_TOKENS + 2 + n + 1) + (2 + n + 1 + QUESTION_TOKENS + ANSWER_TOKENS)
+        act = dtype_bytes  # bf16 autocast on a GPU, fp32 on a CPU
+        gen_len, qa_len = 1 + PROMPT_TOKENS + 2 + n + 1, 2 + n + 1 + QUESTION_TOKENS + ANSWER_TOKENS
+        llm_tokens = gen_len + qa_len
         enc_tokens, head_tokens = 2 * n, n  # x_t and the clean image; the head sees the target only
         trainable = shape.total - shape.params["vae"]
         beta = ADAM_BYTES * trainable + 4 * shape.params["vae"]
+        heads = shape.config.llm["num_attention_heads"]
+        llm_layer = sum(
+            t * (_decoder_saved(d.h, d.kv, d.inter, act) + _scores(heads, t, act)) for t in (gen_len, qa_len)
+        )
         full = (
-            llm_tokens * d.layers * _decoder_saved(d.h, d.kv, d.inter)
-            + enc_tokens * d.enc_layers * _encoder_saved(d.enc_h, d.enc_inter)
-            + head_tokens * d.head_layers * _encoder_saved(d.head_h, d.head_inter)
+            d.layers * llm_layer
+            + enc_tokens * d.enc_layers * (_encoder_saved(d.enc_h, d.enc_inter, act) + _scores(d.enc_heads, n, act))
+            + head_tokens
+            * d.head_layers
+            * (_encoder_saved(d.head_h, d.head_inter, act) + _scores(d.head_heads, n, act))
         )
         kept = 4 * (
             llm_tokens * d.layers * d.h + enc_tokens * d.enc_layers * d.enc_h + head_tokens * d.head_layers * d.head_h
         )
         saved = kept if ckpt else full
-        one_layer = llm_tokens * _decoder_saved(d.h, d.kv, d.inter)  # recomputed, or not yet copied out
-        alpha = (0 if off_a else saved) + (one_layer if ckpt or off_a else 0)
+        alpha = (0 if off_a else saved) + (llm_layer if ckpt or off_a else 0)  # a layer recomputed / not yet copied
         flops = 6 * (matmul_params["llm"] * llm_tokens + matmul_params["rep_encoder"] * enc_tokens)
         flops += 6 * matmul_params["flow_head"] * head_tokens
         gamma = flops * (8 / 6 if ckpt else 1) / flops_per_s
@@ -198,6 +220,7 @@ def estimate_fit(
     if int8:
         q = sum(shape.int8_weights.values())
         weight_bytes = b * (shape.total - q) + q + b * sum(shape.int8_channels.values())
+        weight_bytes += b * shape.largest_module  # the one weight dequantized at a time (upper bound)
     offloaded = b * (shape.total - shape.params["connector"]) if off_w else 0
     beta = weight_bytes - offloaded + (b * shape.largest_module if off_w else 0)
     streamed = sum(b * matmul_params[k] for k in matmul_params)  # weights read per forward of LLM+SigLIP+head
@@ -217,7 +240,7 @@ def estimate_fit(
         encode = VAE_MAPS * d.vae_width[1] * d.pixels * b
         alpha = (prompt + new) * kv_per_token + max(encode, prompt * _transient(d.h, d.inter, b))
         gamma = 2 * (matmul_params["llm"] * prompt + matmul_params["rep_encoder"] * n) / flops_per_s
-        delta = new * (STEP_OVERHEAD_S + streamed / (gpu.hbm_gbps * 1e9 * (2 if int8 else 1)))
+        delta = new * (STEP_OVERHEAD_S + streamed * (INT8_TRAFFIC if int8 else 1) / (gpu.hbm_gbps * 1e9))
         transfers = new + 1
     gamma *= INT8_SLOWDOWN if int8 else 1.0
     moved = transfers * per_forward + b * shape.params["vae"]  # the VAE runs once per call
@@ -253,7 +276,8 @@ def recommend_for_serving(
 ) -> ServingChoice:
     """The serving method (none / int8 / offload) with the best estimated throughput in the budget.
 
-    An analytic estimate (profiling at app start would take minutes); pass the result's
+    An analytic estimate (profiling at app start would take minutes), so `none` stays unless
+    another method is estimated more than 10 % faster or `none` does not fit. Pass the result's
     `method` to `apply_method(model, method, device=device)`. On a CPU only none and int8 apply.
     `max_batch` caps b_max at what the app ever asks for in one call (its image limit): a
     method whose only advantage is a batch the app never runs does not win.
@@ -265,8 +289,60 @@ def recommend_for_serving(
     dtype_bytes = 4 if torch.device(device).type == "cpu" else 2  # the pipeline serves fp32 on a CPU
     fits = [estimate_fit(shape, task, name, gpu, dtype_bytes=dtype_bytes) for name in names]
     results = verdicts(fits, budget_bytes, limit=max_batch)
-    best = recommend(results)
+    best = recommend(results, tolerance=ESTIMATE_TOLERANCE)
     if best is None:
         return ServingChoice(None, 0, "no serving method fits this budget, even with int8 or offload", tuple(results))
     chosen = next(v for v in results if v.name == best)
     return ServingChoice(best, chosen.b_max, chosen.reason, tuple(results))
+
+
+def recommend_for_training(
+    preset_or_model: str | TunaModel,
+    budget_bytes: int,
+    device: str | torch.device = "cuda",
+    *,
+    gpu: GpuSpec = GENERIC_GPU,
+) -> Verdict | None:
+    """The training method with the best estimated throughput in the budget, or None if none fits.
+
+    For `train --memory-budget` when no measured plan exists; a measured one
+    (`python -m tuna_core plan --task train`, its JSON "recommended") is better where there is time.
+    """
+    shape = model_shape(preset_or_model)
+    dtype_bytes = 4 if torch.device(device).type == "cpu" else 2
+    fits = [estimate_fit(shape, "train", name, gpu, dtype_bytes=dtype_bytes) for name in methods_for("train", device)]
+    results = verdicts(fits, budget_bytes)
+    best = recommend(results, tolerance=ESTIMATE_TOLERANCE)
+    return next(v for v in results if v.name == best) if best else None
+
+
+@dataclass(frozen=True)
+class TrainingMethod:
+    """The chosen training method as a callable the training loop applies to its fresh model."""
+
+    name: str
+    batch: int  # estimated b_max under the budget
+    reason: str
+    device: str
+
+    def __call__(self, model: TunaModel) -> None:
+        apply_method(model, self.name, device=self.device)
+
+
+def method_for_training(
+    preset_or_model: str | TunaModel, budget: str | int, device: str | torch.device = "cpu"
+) -> TrainingMethod:
+    """`train --memory-budget 8GiB`: the estimated best training method, ready to apply.
+
+    Raises when no method fits, naming the budget and the fix, rather than training into an
+    out-of-memory error an hour later.
+    """
+    budget_bytes = parse_bytes(budget) if isinstance(budget, str) else int(budget)
+    verdict = recommend_for_training(preset_or_model, budget_bytes, device)
+    if verdict is None:
+        name = preset_or_model if isinstance(preset_or_model, str) else preset_or_model.config.name
+        raise ValueError(
+            f"no training method fits --memory-budget {budget!r} for {name} on {device} (estimated); "
+            "raise the budget, train a smaller preset, or shard the optimizer state across GPUs"
+        )
+    return TrainingMethod(verdict.name, verdict.b_max, verdict.reason, str(device))

@@ -219,9 +219,18 @@ def verdicts(
     return out
 
 
-def recommend(results: Sequence[Verdict]) -> str | None:
-    """The method with the highest predicted throughput among those that fit (first on ties)."""
+def recommend(results: Sequence[Verdict], *, prefer: str = "none", tolerance: float = 0.0) -> str | None:
+    """The method with the highest predicted throughput among those that fit (first on ties).
+
+    With a `tolerance` (e.g. 0.1 for analytic estimates, whose error is about that), `prefer`
+    is kept unless the best beats it by more than that share: no int8 or offloading for a gain
+    the estimate cannot resolve.
+    """
     fitting = [v for v in results if v.b_max >= 1]
     if not fitting:
         return None
-    return max(fitting, key=lambda v: v.throughput).name
+    best = max(fitting, key=lambda v: v.throughput)
+    preferred = next((v for v in fitting if v.name == prefer), None)
+    if preferred is not None and best.throughput <= (1 + tolerance) * preferred.throughput:
+        return preferred.name
+    return best.name

@@ -12,18 +12,13 @@ line instead of profiling a method that cannot change anything. In particular ev
 a no-op for memory on CPU (the "offloaded" copy lives in the same RAM), so the planner reports
 it as not applicable there rather than faking a number.
 
-Usage (training loop or pipeline):
+Usage (training loop or pipeline), in place and before the optimizer is built:
 
-    handle = apply_method(model, "ckpt", device="cuda")
-    with handle.step_context():
-        losses = model(batch, clean, target)
-        loss.backward()
+    apply_method(model, "ckpt", device="cuda")
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -122,29 +117,13 @@ def methods_for(task: str, device: str | torch.device) -> list[str]:
     return [name for name in METHODS if not_applicable(name, task, device) is None]
 
 
-@dataclass
-class AppliedMethod:
-    """What `apply_method` did; `step_context()` wraps each forward+backward of a step."""
+def apply_method(model: TunaModel, name: str, *, device: str | torch.device = "cpu") -> None:
+    """Switch method `name` on for `model` and place it on `device`, in place, for good.
 
-    name: str
-    device: torch.device
-    offload_activations: bool = False
-
-    @contextlib.contextmanager
-    def step_context(self) -> Iterator[None]:
-        if not self.offload_activations:
-            yield
-            return
-        with torch.autograd.graph.save_on_cpu(pin_memory=self.device.type == "cuda"):
-            yield
-
-
-def apply_method(model: TunaModel, name: str, *, device: str | torch.device = "cpu") -> AppliedMethod:
-    """Switch method `name` on for `model` and place it on `device` (in place).
-
-    The model should still be on the CPU when an offload method is applied: the hooks keep the
-    CPU copy and move one module at a time. Methods that are no-ops for memory on `device`
-    raise instead of silently doing nothing (see `not_applicable`).
+    Everything lives in the model (flags, quantized weights, hooks), so a training loop or a
+    pipeline needs no other change. The model should still be on the CPU when `offload` is
+    applied: the hooks keep the CPU copy and move one module at a time. Methods that are no-ops
+    for memory on `device` raise instead of silently doing nothing (see `not_applicable`).
     """
     m = method(name)
     device = torch.device(device)
@@ -157,11 +136,32 @@ def apply_method(model: TunaModel, name: str, *, device: str | torch.device = "c
         quantize_weights(model)
     if m.uses(Technique.CHECKPOINT):
         enable_checkpointing(model)
+    if m.uses(Technique.OFFLOAD_ACTIVATIONS):
+        offload_activations(model, pin_memory=device.type == "cuda")
     if m.uses(Technique.OFFLOAD_WEIGHTS):
         offload_weights(model, device)
     else:
         model.to(device)
-    return AppliedMethod(name, device, offload_activations=m.uses(Technique.OFFLOAD_ACTIVATIONS))
+
+
+def offload_activations(model: nn.Module, *, pin_memory: bool = True) -> None:
+    """Every forward of `model` runs under `torch.autograd.graph.save_on_cpu`.
+
+    The context is entered by a forward pre-hook and left by a forward hook that also runs when
+    the forward raises, so the autograd hook stack never leaks. Tensors saved in the forward go
+    to (pinned) CPU memory and come back in backward, wherever backward is called.
+    """
+    contexts: list[torch.autograd.graph.save_on_cpu] = []
+
+    def enter(module: nn.Module, args: tuple) -> None:
+        contexts.append(torch.autograd.graph.save_on_cpu(pin_memory=pin_memory))
+        contexts[-1].__enter__()
+
+    def leave(module: nn.Module, args: tuple, output: object) -> None:
+        contexts.pop().__exit__(None, None, None)
+
+    model.register_forward_pre_hook(enter)
+    model.register_forward_hook(leave, always_call=True)
 
 
 def enable_checkpointing(model: TunaModel) -> None:

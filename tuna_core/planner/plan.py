@@ -170,11 +170,15 @@ class Plan:
             f"{'method':<17}{'α/sample':>11}{'β':>11}{'γ s/sample':>11}{'δ s':>8}{'R² mem':>8}{'R² time':>8}"
             f"{'b_max':>7}{'pred ' + unit:>18}{'meas ' + unit:>18}{'@b':>6}{'peak@b':>11}"
         )
-        source = f"ANALYTIC ESTIMATE for {self.estimate}, not a measurement" if self.estimate else "measured"
+        fit_on, held_out = split_batches(cfg.sizes)
+        source = (
+            f"ANALYTIC ESTIMATE for a {self.estimate}, not a measurement"
+            if self.estimate
+            else f"measured at batches {', '.join(map(str, cfg.sizes))}; fit on {fit_on}, R² on {held_out}"
+        )
         lines = [
-            f"PAPAYA plan ({source}): {cfg.preset} {cfg.task} on {cfg.device}, budget {format_bytes(cfg.budget_bytes)} "
-            f"(b_max uses {HEADROOM:.0%} of it); batches {', '.join(map(str, cfg.sizes))} "
-            f"(fit on {split_batches(cfg.sizes)[0]}, R² on {split_batches(cfg.sizes)[1]})",
+            f"PAPAYA plan: {cfg.preset} {cfg.task} on {cfg.device}, budget {format_bytes(cfg.budget_bytes)} "
+            f"(b_max uses {HEADROOM:.0%} of it); {source}",
             head,
             "-" * len(head),
         ]
@@ -191,7 +195,8 @@ class Plan:
                 f"{f.time.slope:>11.4f}{f.time.intercept:>8.3f}{_r2(f.r2_memory):>8}{_r2(f.r2_time):>8}"
                 f"{v.b_max:>7}{v.throughput:>18.3g}{meas:>18}{at:>6}{peak:>11}"
             )
-        lines.append("(* measured at the largest profiled batch ≤ b_max, since b_max exceeds --measure-limit)")
+        if any(row.measured_batch and not row.measured_at_b_max for row in self.rows):
+            lines.append("(* measured at the largest profiled batch ≤ b_max, since b_max exceeds --measure-limit)")
         for name, reason in self.skipped.items():
             lines.append(f"{name:<17}not applicable: {reason}")
         lines.append("")
@@ -332,7 +337,9 @@ def plot_plan(plan: Plan, path: str | Path) -> Path:
     if HEADROOM * cfg.budget_bytes <= 3 * highest:  # a far-away budget line would flatten the data
         ax_m.axhline(HEADROOM * cfg.budget_bytes / 2**20, color="gray", ls="--", lw=0.8, label="0.8 × budget")
     ax_m.set(xlabel="batch size", ylabel="peak memory (MiB)", title="memory: predicted vs measured")
-    ax_t.set(xlabel="batch size", ylabel="seconds per step", title="time: predicted vs measured")
+    clocks = {m.clock for row in plan.rows for m in row.measurements if m.ok}
+    seconds = "CPU seconds per step (1 thread)" if clocks == {"cpu"} else "seconds per step"
+    ax_t.set(xlabel="batch size", ylabel=seconds, title="time: predicted vs measured")
     for ax in (ax_m, ax_t):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

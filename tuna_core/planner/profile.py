@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tuna_core.planner.methods import Task, apply_method, not_applicable
+from tuna_core.planner.methods import Task, Technique, apply_method, method, not_applicable
 
 PROMPT = "a big red circle at the top left and a small blue square in the center on a white background"
 QUESTION = "What color is the circle?"
@@ -100,7 +100,7 @@ def build_model(preset: str, device: torch.device, dtype: torch.dtype):
     return model.eval(), TunaTokenizer.word_level(vocabulary())
 
 
-def _train_step(model, tok, spec: ProfileSpec, device: torch.device, handle) -> Callable[[], None]:
+def _train_step(model, tok, spec: ProfileSpec, device: torch.device) -> Callable[[], None]:
     """One joint step: b text-to-image samples (flow loss) + b image questions (text loss),
     one backward, one AdamW update of everything but the frozen VAE (latents are cached)."""
     from tuna_core.layout import generation_layout, understanding_layout
@@ -123,7 +123,7 @@ def _train_step(model, tok, spec: ProfileSpec, device: torch.device, handle) -> 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     def step() -> None:
-        with handle.step_context(), autocast:
+        with autocast:
             flow = model(gen, [], target, generator)["flow"]
             text = model(und, [clean])["text"]
             (flow + 0.2 * text).backward()
@@ -223,10 +223,11 @@ def run_one(spec: ProfileSpec) -> Measurement:
     torch.manual_seed(spec.seed)
     baseline = 0 if device.type == "cuda" else _rss_bytes()
     dtype = torch.bfloat16 if device.type == "cuda" and spec.task != Task.TRAIN.value else torch.float32
-    model, tok = build_model(spec.preset, torch.device("cpu") if "offload" in spec.method else device, dtype)
-    handle = apply_method(model, spec.method, device=device)
+    build_on = torch.device("cpu") if method(spec.method).uses(Technique.OFFLOAD_WEIGHTS) else device
+    model, tok = build_model(spec.preset, build_on, dtype)
+    apply_method(model, spec.method, device=device)
     if spec.task == Task.TRAIN.value:
-        step = _train_step(model, tok, spec, device, handle)
+        step = _train_step(model, tok, spec, device)
     elif spec.task == Task.T2I.value:
         step = _t2i_step(model, tok, spec, device)
     else:

@@ -60,11 +60,13 @@ def plot_losses(log_path: Path, out_png: Path, title: str) -> None:
     records = read_log(log_path)
     if not records:
         return
-    keys = sorted({k for r in records for k in r if k.startswith("loss")})
+    keys = sorted({k for r in records for k in r if k.startswith(("loss", "eval"))})
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for key in keys:
         pts = [(r["step"], r[key]) for r in records if key in r]
-        ax.plot(*zip(*pts, strict=True), label=key.removeprefix("loss/"))
+        ax.plot(
+            *zip(*pts, strict=True), label=key.removeprefix("loss/"), linestyle="--" if key.startswith("eval") else "-"
+        )
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")

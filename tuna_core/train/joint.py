@@ -37,7 +37,9 @@ TASK_ORDER = ("t2i", "caption", "qa", "edit", "t2v", "video_qa")
 Batch = tuple[SequenceBatch, list[torch.Tensor], torch.Tensor | None]
 
 
-def make_batch(task: str, size: int, cache: LatentCache, tok: TunaTokenizer, rng: np.random.Generator, dropout: float) -> Batch:
+def make_batch(
+    task: str, size: int, cache: LatentCache, tok: TunaTokenizer, rng: np.random.Generator, dropout: float
+) -> Batch:
     """One homogeneous micro-batch: layouts, clean-span latents and the generation target."""
     sp = tok.special
     lat = cache.images[0]
@@ -122,8 +124,14 @@ def train_joint(
     start = _resume(state_dir, model, opt, ema, log)
     model, opt = accelerator.prepare(model, opt)
 
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="joint", dynamic_ncols=True,
-               disable=not accelerator.is_main_process)
+    bar = tqdm(
+        range(start, cfg.steps),
+        initial=start,
+        total=cfg.steps,
+        desc="joint",
+        dynamic_ncols=True,
+        disable=not accelerator.is_main_process,
+    )
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = get_lr(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
