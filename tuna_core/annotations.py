@@ -271,4 +271,3 @@ class AnnotationStore:
                 yield con
         finally:
             con.close()
-
