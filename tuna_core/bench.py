@@ -59,15 +59,21 @@ def run_bench(pipe: TunaPipeline, runs: int = 5, write: Path | None = None) -> d
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    cpu = platform.processor() or platform.machine()
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        names = [line.split(":", 1)[1].strip() for line in info.read_text().splitlines() if "model name" in line]
+        cpu = names[0] if names else cpu
+    return f"{cpu}, {torch.get_num_threads()} threads"
 
 
 def format_table(pipe: TunaPipeline, results: dict[str, float], runs: int) -> str:
     d = pipe.defaults
+    backends = ", ".join(f"{k}={v}" for k, v in pipe.units.backends.items() if not k.endswith("_reason"))
     lines = [
         f"Measured {dt.date.today().isoformat()} on {device_name(pipe.device)}; torch {torch.__version__}; "
         f"model `{pipe.model_id}`; defaults: {d.steps} steps, guidance {d.guidance}, {d.solver}; "
-        f"encoder/decoder back-ends {pipe.units.backends}; median of {runs} runs after one warm-up.",
+        f"back-ends {backends}; median of {runs} runs after one warm-up.",
         "",
         "| task | seconds | target |",
         "| --- | --- | --- |",

@@ -310,13 +310,13 @@ class TrainConfig:
 
     seed: int = 0
     # Stage 1: the VAE alone, on rendered images and videos.
-    vae_steps: int = 1500
-    vae_lr: float = 5e-4
+    vae_steps: int = 4000
+    vae_lr: float = 2e-4
     vae_batch_images: int = 16
     vae_batch_videos: int = 2
     vae_video_every: int = 4  # a video batch every k-th step: images carry the spatial learning cheaply
     vae_kl_weight: float = 1e-6
-    vae_object_weight: float = 4.0  # extra L1 weight on object pixels, which are ~5% of an image
+    vae_object_weight: float = 0.0  # extra L1 weight on object pixels (~5% of an image); >0 hurt in A/B runs
     # The latent cache: scenes rendered once and encoded by the frozen VAE.
     cache_images: int = 24000
     cache_edits: int = 12000
