@@ -763,11 +763,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         log.info(notes[-1])
     select_engine(pipeline, args.engine)
     log.info(
-        "loaded %s on %s in %.1f s; engines %s",
+        "loaded %s on %s in %.1f s",
         pipeline.model_id,
         pipeline.device,
         time.perf_counter() - start,
-        pipeline.units.backends,
     )
     store = AnnotationStore(args.data_dir)
     log.info("outputs and ratings go to %s", store.root)

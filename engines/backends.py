@@ -78,7 +78,7 @@ class ShapeRouter:
             return route(x)
         if tuple(x.shape) not in self._reported:
             self._reported.add(tuple(x.shape))
-            self.logger.info("engines: no %s engine for input %s; running it eagerly", self.name, tuple(x.shape))
+            self.logger.info("no %s engine for input %s; running it eagerly", self.name, tuple(x.shape))
         return self.eager(x)
 
 
@@ -219,7 +219,7 @@ def build_units(
         units[name], report[name], reasons = _first_working(specs[name], chain, backend, root, log)
         if reasons:
             report[f"{name}_reason"] = "; ".join(reasons)
-    log.info("engines: %s in %s", ", ".join(f"{n}={report[n]}" for n in UNIT_NAMES), str(dtype).removeprefix("torch."))
+    log.info("%s in %s", ", ".join(f"{n}={report[n]}" for n in UNIT_NAMES), str(dtype).removeprefix("torch."))
     return Units(units["encoder"], units["visual"], units["decoder"], report)
 
 
@@ -241,7 +241,7 @@ def _first_working(
             level, verb, detail = logging.WARNING, "failed parity", f"{err}; engine discarded"
         except Exception as err:  # a compiler failure of any kind must not take the app down
             level, verb, detail = logging.WARNING, "failed", f"{type(err).__name__}: {tensorrt.first_line(err)}"
-        log.log(level, "engines: %s %s for %s (%s); trying %s", DISPLAY[here], verb, spec.name, detail, DISPLAY[after])
+        log.log(level, "%s %s for %s (%s); trying %s", DISPLAY[here], verb, spec.name, detail, DISPLAY[after])
         reasons.append(f"{DISPLAY[here]} {verb} ({detail})")
     unit, label = build_unit(spec, chain[-1], requested=requested, cache_dir=root, logger=log)
     return unit, label, reasons
@@ -255,7 +255,7 @@ def _load_cached(path: Path, name: str, log: logging.Logger) -> Unit | None:
         return tensorrt.load_engine(path)
     except Exception as err:  # a stale or truncated file: rebuild rather than fail
         log.warning(
-            "engines: cached %s engine %s unreadable (%s); rebuilding", name, path.name, tensorrt.first_line(err)
+            "cached %s engine %s unreadable (%s); rebuilding", name, path.name, tensorrt.first_line(err)
         )
         path.unlink(missing_ok=True)
         return None

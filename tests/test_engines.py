@@ -38,7 +38,8 @@ def specs(model):
 
 
 def fallback_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "engines" and "trying" in r.getMessage()]
+    """Fallback records as a `%(name)s: %(message)s` log line shows them."""
+    return [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.name == "engines" and "trying" in r.getMessage()]
 
 
 # -- back-end choice and fallback ---------------------------------------------------------------
@@ -120,7 +121,7 @@ def test_engine_failing_parity_is_discarded(model, monkeypatch, caplog, tmp_path
     assert not engine_file.exists()
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "failed parity" in r.getMessage()]
     assert warnings and warnings[0].getMessage().startswith(
-        "engines: tensorrt failed parity for encoder (input (3, 1, 64, 64): cosine"
+        "tensorrt failed parity for encoder (input (3, 1, 64, 64): cosine"
     )
     assert "engine discarded" in units.backends["visual_reason"]
 
