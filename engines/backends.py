@@ -254,9 +254,7 @@ def _load_cached(path: Path, name: str, log: logging.Logger) -> Unit | None:
     try:
         return tensorrt.load_engine(path)
     except Exception as err:  # a stale or truncated file: rebuild rather than fail
-        log.warning(
-            "cached %s engine %s unreadable (%s); rebuilding", name, path.name, tensorrt.first_line(err)
-        )
+        log.warning("cached %s engine %s unreadable (%s); rebuilding", name, path.name, tensorrt.first_line(err))
         path.unlink(missing_ok=True)
         return None
 
