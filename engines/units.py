@@ -152,8 +152,8 @@ def unit_specs(
         raise ValueError(f"dtype must be one of {', '.join(map(str, PRECISIONS))}, got {dtype}")
     config = model.config
     vae = cast_module(model.vae, dtype)  # shared by encoder and decoder: one copy at most
-    visual = cast_module(model.visual, dtype)
-    vae_hash, visual_hash = WeightsHash(model.vae), WeightsHash(model.visual)
+    visual = cast_module(model.generation_visual, dtype)
+    vae_hash, visual_hash = WeightsHash(model.vae), WeightsHash(model.generation_visual)
     pixels = tuple((3, b.frames, b.height, b.width) for b in buckets)
     latents = tuple((config.latent_channels, *config.latent_grid(b.frames, b.height, b.width)) for b in buckets)
     images = limits.max_num_images

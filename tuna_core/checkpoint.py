@@ -47,9 +47,10 @@ def save_pretrained(model: TunaModel, tokenizer: TunaTokenizer, folder: str | Pa
     model.rep_encoder.tower.save_pretrained(folder / "rep_encoder", safe_serialization=True)
     model.llm.save_pretrained(folder / "llm", safe_serialization=True)
     tokenizer.save(folder / "tokenizer")
-    own = {"connector": model.connector, "time_embed": model.time_embed, "flow_head": model.flow_head}
     tensors = {
-        f"{name}.{k}": v.detach().contiguous().cpu() for name, mod in own.items() for k, v in mod.state_dict().items()
+        f"{name}.{k}": v.detach().contiguous().cpu()
+        for name, mod in own_parts(model).items()
+        for k, v in mod.state_dict().items()
     }
     save_file(tensors, str(folder / TUNA_WEIGHTS))
 
@@ -101,14 +102,16 @@ def load_model(
         path = root / TUNA_WEIGHTS
         _require(path)
         state = load_file(str(path))
-        for name, module in (
-            ("connector", model.connector),
-            ("time_embed", model.time_embed),
-            ("flow_head", model.flow_head),
-        ):
+        for name, module in own_parts(model).items():
             part = {k[len(name) + 1 :]: v for k, v in state.items() if k.startswith(name + ".")}
             _check_and_load(module, part, path)
     return model.to(device=device, dtype=dtype).eval(), tok
+
+
+def own_parts(model: TunaModel) -> dict[str, nn.Module]:
+    """The parts no library folder holds; they share tuna.safetensors, prefixed by name."""
+    parts = {"connector": model.connector, "time_embed": model.time_embed, "flow_head": model.flow_head}
+    return parts | ({"latent_tokens": model.latent_tokens} if model.latent_tokens is not None else {})
 
 
 def _require(path: Path) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tuna_core.config import BUNDLED_MODEL, PRESETS, ModelConfig, TrainConfig
+from tuna_core.config import BUNDLED_MODEL, PRESETS, TASK_GROUPS, ModelConfig, TrainConfig
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -182,8 +182,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         from tuna_core.planner import method_for_training
 
         memory_method = method_for_training(args.preset, args.memory_budget, args.device)
-    vae = train_vae(model_config, cfg, args.out)
-    final = train_joint(model_config, cfg, args.out, vae, memory_method=memory_method)
+    stage1 = args.stage1 or args.out  # the ablations share one VAE and latent cache
+    vae = train_vae(model_config, cfg, stage1)
+    final = train_joint(model_config, cfg, args.out, vae, cache_dir=stage1 / "cache", memory_method=memory_method)
     print(final)
     return 0
 
@@ -269,6 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help=f"joint steps (default {TrainConfig.steps})")
     p.add_argument("--vae-steps", type=int, default=None, help=f"VAE steps (default {TrainConfig.vae_steps})")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--tasks", choices=TASK_GROUPS, default="all", help="train all tasks, or one side (ablation)")
+    p.add_argument(
+        "--representation",
+        choices=("unified", "decoupled"),
+        default="unified",
+        help="decoupled: generation bypasses the representation encoder (ablation)",
+    )
+    p.add_argument("--stage1", type=Path, default=None, help="reuse this run's VAE and latent cache (ablations)")
     p.add_argument("--memory-budget", default=None, help="e.g. 8GiB: apply the planner's recommended method")
     p.add_argument("--device", default="cpu", help="device the memory budget refers to")
     p.set_defaults(handler=cmd_train)

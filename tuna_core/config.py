@@ -68,6 +68,13 @@ class ModelConfig:
     max_video_frames: int = 33
     max_text_tokens: int = 64  # prompt/question budget; longer input is rejected, not truncated
     time_shift: float = 1.0  # flow time shift at `image_size`; grows with token count (see sampler)
+    # "unified" is TUNA: generation feeds x_t through the representation encoder. "decoupled" is
+    # the ablation baseline: generation latents reach the LLM through their own MLP instead.
+    representation: str = "unified"
+
+    def __post_init__(self) -> None:
+        if self.representation not in ("unified", "decoupled"):
+            raise ValueError(f"representation must be 'unified' or 'decoupled', got {self.representation!r}")
 
     # -- derived ------------------------------------------------------------------------------
     @property
@@ -335,8 +342,25 @@ class TrainConfig:
     batch: dict[str, int] = field(
         default_factory=lambda: {"t2i": 24, "caption": 8, "qa": 24, "edit": 16, "t2v": 8, "video_qa": 8}
     )
+    tasks: tuple[str, ...] = ("t2i", "caption", "qa", "edit", "t2v", "video_qa")  # a subset for the ablations
     checkpoint_every: int = 100
     log_every: int = 10
+
+    def task_batches(self) -> dict[str, int]:
+        """Micro-batch per trained task, scaled so a subset sees as many samples per step as all six
+        (the ablations compare recipes at equal steps and samples)."""
+        unknown = set(self.tasks) - set(self.batch)
+        if unknown or not self.tasks:
+            raise ValueError(f"tasks must be a non-empty subset of {sorted(self.batch)}, got {list(self.tasks)}")
+        scale = sum(self.batch.values()) / sum(self.batch[t] for t in self.tasks)
+        return {t: max(1, round(self.batch[t] * scale)) for t in self.tasks}
+
+
+TASK_GROUPS: dict[str, tuple[str, ...]] = {
+    "all": TrainConfig.tasks,
+    "understanding": ("caption", "qa", "video_qa"),
+    "generation": ("t2i", "edit", "t2v"),
+}
 
 
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "assets" / "tuna-tiny"

@@ -40,7 +40,7 @@ class Units:
 
     @classmethod
     def eager(cls, model: TunaModel) -> Units:
-        return cls(model.vae.encode, model.visual, model.vae.decode)
+        return cls(model.vae.encode, model.generation_visual, model.vae.decode)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from tuna_core.layout import Layout, batch_mask, rope_ids_3d, span_step_mask
 from tuna_core.model.flow_head import FlowHead, TimestepEmbedder
 from tuna_core.model.visual import (
     Connector,
+    LatentTokens,
     LatentVAE,
     RepresentationEncoder,
     VisualTokens,
@@ -102,6 +103,12 @@ class TunaModel(nn.Module):
         self.rep_encoder = RepresentationEncoder(build_representation_encoder(config.rep_encoder))
         self.connector = Connector(config.rep_hidden_size, config.llm_hidden_size)
         self.visual = VisualTokens(self.rep_encoder, self.connector)
+        # Only the decoupled ablation has a separate path for generation latents.
+        self.latent_tokens = (
+            LatentTokens(config.latent_channels, config.llm_hidden_size)
+            if config.representation == "decoupled"
+            else None
+        )
         # The LLM decoder, its time token and the flow-matching head on its image-span states.
         self.llm = Qwen2ForCausalLM(Qwen2Config(**config.llm, attn_implementation="sdpa"))
         self.time_embed = TimestepEmbedder(config.llm_hidden_size, config.head.frequency_embedding_size)
@@ -116,7 +123,13 @@ class TunaModel(nn.Module):
             "connector": self.connector,
             "llm": self.llm,
             "flow_head": nn.ModuleList([self.flow_head, self.time_embed]),
-        }
+        } | ({"latent_tokens": self.latent_tokens} if self.latent_tokens is not None else {})
+
+    @property
+    def generation_visual(self) -> nn.Module:
+        """What turns noisy generation latents into LLM tokens: the shared visual encoder (TUNA),
+        or the decoupled ablation's own MLP. It runs at every denoising step."""
+        return self.visual if self.latent_tokens is None else self.latent_tokens
 
     @property
     def device(self) -> torch.device:
@@ -175,7 +188,7 @@ class TunaModel(nn.Module):
             t = sample_train_time(b, self.shift_for(target[0, 0].numel()), generator).to(target.device)
             x0 = torch.randn(target.shape, generator=generator).to(target.device)
             tt = t.view(b, 1, 1, 1, 1).to(target.dtype)
-            visual.append(self.visual(tt * target + (1 - tt) * x0))  # noisy x_t through the same encoder
+            visual.append(self.generation_visual(tt * target + (1 - tt) * x0))  # noisy x_t, same encoder in TUNA
             time_embeds = self.time_embed(t)
         x = self.embed(batch.ids, visual, batch.visual_positions, time_embeds, batch.time_positions)
         hidden = self.llm.model(
@@ -228,7 +241,7 @@ class TunaModel(nn.Module):
         cache is cropped back afterwards, so every step sees the same prefix.
         """
         b = x_t.shape[0]
-        visual = self.visual(x_t) if visual is None else visual  # (B, N, D)
+        visual = self.generation_visual(x_t) if visual is None else visual  # (B, N, D)
         x = torch.cat([self.time_embed(t.to(self.device))[:, None].to(visual.dtype), visual], dim=1)
         n = x.shape[1]
         mask = span_step_mask(ctx.key_valid, n).to(self.device)

@@ -101,3 +101,16 @@ class VisualTokens(nn.Module):
         """(B, C, T, h, w) normalised latents → (B, T·h·w, D_llm)."""
         feats = self.encoder(latents)
         return self.connector(feats.to(self.connector.fc1.weight.dtype))
+
+
+class LatentTokens(nn.Module):
+    """Latents (B, C, T, h, w) → (B, T·h·w, D) through an MLP alone: the decoupled ablation's
+    generation path, which skips the representation encoder that TUNA shares."""
+
+    def __init__(self, latent_channels: int, out_dim: int) -> None:
+        super().__init__()
+        self.connector = Connector(latent_channels, out_dim)
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        tokens = latents.flatten(2).transpose(1, 2)  # (B, T·h·w, C), frame-major like the encoder
+        return self.connector(tokens.to(self.connector.fc1.weight.dtype))

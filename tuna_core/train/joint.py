@@ -33,7 +33,6 @@ from tuna_core.tokenizer import TunaTokenizer
 from tuna_core.train.cache import LatentCache, build_cache
 from tuna_core.train.common import append_log, get_lr, plot_losses, step_rng, truncate_log
 
-TASK_ORDER = ("t2i", "caption", "qa", "edit", "t2v", "video_qa")
 Batch = tuple[SequenceBatch, list[torch.Tensor], torch.Tensor | None]
 
 
@@ -94,9 +93,14 @@ def train_joint(
     out: Path,
     vae: AutoencoderKLWan,
     *,
+    cache_dir: Path | None = None,
     memory_method: Callable[[TunaModel], None] | None = None,
 ) -> Path:
-    """Train (or resume) stage 2 in `out`; returns the folder of the final EMA checkpoint."""
+    """Train (or resume) stage 2 in `out`; returns the folder of the final EMA checkpoint.
+
+    `cache_dir` lets several runs (the ablations) share one latent cache; default `out/cache`.
+    """
+    out.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
     tok = TunaTokenizer.word_level(vocabulary())
     config = dataclasses.replace(model_config, llm={**model_config.llm, "vocab_size": tok.vocab_size})
@@ -109,7 +113,7 @@ def train_joint(
     if memory_method is not None:
         memory_method(model)
     with accelerator.main_process_first():
-        cache = build_cache(model.vae, cfg, out / "cache")
+        cache = build_cache(model.vae, cfg, cache_dir or out / "cache")
 
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     decay = [p for n, p in trainable.items() if p.ndim >= 2]
@@ -123,6 +127,7 @@ def train_joint(
     state_dir, log = out / "train_state", out / "log.jsonl"
     start = _resume(state_dir, model, opt, ema, log)
     model, opt = accelerator.prepare(model, opt)
+    batches = cfg.task_batches()
 
     bar = tqdm(
         range(start, cfg.steps),
@@ -136,9 +141,9 @@ def train_joint(
         for group in opt.param_groups:
             group["lr"] = get_lr(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
         record: dict[str, float] = {}
-        for k, task in enumerate(TASK_ORDER):
-            rng = step_rng(cfg.seed, step * len(TASK_ORDER) + k, accelerator.process_index)
-            batch, clean, target = make_batch(task, cfg.batch[task], cache, tok, rng, cfg.caption_dropout)
+        for k, (task, size) in enumerate(batches.items()):
+            rng = step_rng(cfg.seed, step * len(batches) + k, accelerator.process_index)
+            batch, clean, target = make_batch(task, size, cache, tok, rng, cfg.caption_dropout)
             gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
             dev = accelerator.device
             losses = model(batch.to(dev), [c.to(dev) for c in clean], None if target is None else target.to(dev), gen)

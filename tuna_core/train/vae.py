@@ -57,6 +57,7 @@ def train_vae(model_config: ModelConfig, cfg: TrainConfig, out: Path) -> Autoenc
     final = out / "vae"
     if (final / "config.json").exists():
         return AutoencoderKLWan.from_pretrained(final, use_safetensors=True, local_files_only=True).eval()
+    out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     vae = AutoencoderKLWan(**model_config.vae)
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)

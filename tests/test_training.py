@@ -1,0 +1,96 @@
+"""Training: the schedule, equal-compute ablation recipes, the decoupled baseline and exact resume."""
+
+import dataclasses
+import itertools
+
+import pytest
+import torch
+from diffusers import AutoencoderKLWan
+from safetensors.torch import load_file
+
+from tuna_core.checkpoint import load_model, save_pretrained
+from tuna_core.config import TASK_GROUPS, ModelConfig, TrainConfig
+from tuna_core.layout import generation_layout
+from tuna_core.model import SequenceBatch, TunaModel
+from tuna_core.train.common import get_lr
+from tuna_core.train.joint import train_joint
+
+
+def test_lr_warms_up_decays_and_stays_at_the_floor():
+    lrs = [get_lr(s, 1.0, 10, 100, 0.1) for s in range(120)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in itertools.pairwise(lrs[10:101]))
+    assert lrs[100] == lrs[119] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("group", list(TASK_GROUPS))
+def test_every_recipe_sees_as_many_samples_per_step_as_joint(group):
+    cfg = TrainConfig(tasks=TASK_GROUPS[group])
+    batches = cfg.task_batches()
+    assert set(batches) == set(TASK_GROUPS[group])
+    assert sum(batches.values()) == pytest.approx(sum(cfg.batch.values()), abs=len(batches))
+
+
+def test_unknown_task_is_named():
+    with pytest.raises(ValueError, match="paint"):
+        TrainConfig(tasks=("paint",)).task_batches()
+
+
+def decoupled_model(tokenizer) -> TunaModel:
+    cfg = ModelConfig.tiny()
+    cfg = dataclasses.replace(cfg, representation="decoupled", llm={**cfg.llm, "vocab_size": tokenizer.vocab_size})
+    torch.manual_seed(0)
+    return TunaModel(cfg)
+
+
+def test_decoupled_generation_bypasses_the_representation_encoder(tiny_pipeline):
+    model = decoupled_model(tiny_pipeline.tokenizer)
+    for p in model.flow_head.parameters():
+        torch.nn.init.normal_(p, std=0.02)
+    sp = tiny_pipeline.tokenizer.special
+    batch = SequenceBatch.from_layouts([generation_layout(sp, [20], 64)])
+    model(batch, [], torch.randn(1, 16, 1, 8, 8), torch.Generator().manual_seed(0))["flow"].backward()
+    assert model.generation_visual is model.latent_tokens
+    assert all(p.grad is None for p in model.rep_encoder.parameters())
+    assert model.latent_tokens.connector.fc1.weight.grad.abs().sum() > 0
+    assert tiny_pipeline.model.generation_visual is tiny_pipeline.model.visual  # TUNA shares one encoder
+
+
+def test_decoupled_checkpoint_round_trips(tiny_pipeline, tmp_path):
+    model = decoupled_model(tiny_pipeline.tokenizer)
+    save_pretrained(model, tiny_pipeline.tokenizer, tmp_path / "decoupled")
+    loaded, _ = load_model(tmp_path / "decoupled")
+    assert loaded.config.representation == "decoupled"
+    assert torch.equal(loaded.latent_tokens.connector.fc2.weight, model.latent_tokens.connector.fc2.weight)
+
+
+@pytest.fixture(scope="module")
+def small_recipe() -> TrainConfig:
+    return TrainConfig(
+        cache_images=48,
+        cache_edits=16,
+        cache_videos=8,
+        steps=3,
+        warmup_steps=1,
+        checkpoint_every=1,
+        log_every=1,
+        batch={"t2i": 2, "caption": 1, "qa": 2, "edit": 2, "t2v": 1, "video_qa": 1},
+    )
+
+
+def test_resumed_training_matches_an_uninterrupted_run(tmp_path, small_recipe):
+    torch.manual_seed(0)
+    config = ModelConfig.tiny()
+    vae = AutoencoderKLWan(**config.vae).eval()
+    cache = tmp_path / "cache"  # shared: both runs train on the same latents
+
+    straight = train_joint(config, small_recipe, tmp_path / "straight", vae, cache_dir=cache)
+    train_joint(config, dataclasses.replace(small_recipe, steps=2), tmp_path / "resumed", vae, cache_dir=cache)
+    resumed = train_joint(config, small_recipe, tmp_path / "resumed", vae, cache_dir=cache)
+
+    a, b = load_file(str(straight / "tuna.safetensors")), load_file(str(resumed / "tuna.safetensors"))
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    logs = [(tmp_path / run / "log.jsonl").read_text().splitlines() for run in ("straight", "resumed")]
+    assert len(logs[0]) == len(logs[1]) == 3
+    assert (tmp_path / "resumed" / "loss.png").exists()
