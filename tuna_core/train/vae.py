@@ -5,8 +5,11 @@ it learns one here first, then freezes it for stage 2. Measured choices (A/B run
 steps, held-out L1 in [-1, 1] pixel units): unweighted L1 at lr 2e-4 learns the backgrounds
 fastest (0.07 by step 150); lr 1e-3 and 5e-4 oscillate; MSE is slower; weighting object pixels
 ×3–5 moved the object error a little but broke background learning. No setting drew the small
-shapes within 300 steps, so this stage is long. The decoder reads the posterior mean (the
-sampled latent's unit noise drowns the young encoder's signal); a small KL keeps the scale sane.
+shapes within 600 steps: the encoder marks an added shape in its latents (Δ up to 1.25 against a
+latent std of 0.42) while the decoded pixels there move by 0.001. Switching an L1-converged VAE
+to MSE moved object error 0.686 → 0.652 in 150 steps, then destabilised the backgrounds at lr 2e-4.
+The decoder reads the posterior mean (the sampled latent's unit noise drowns the young encoder's
+signal); a small KL keeps the scale sane.
 """
 
 from __future__ import annotations
