@@ -7,7 +7,10 @@ fastest (0.07 by step 150); lr 1e-3 and 5e-4 oscillate; MSE is slower; weighting
 ×3–5 moved the object error a little but broke background learning. No setting drew the small
 shapes within 600 steps: the encoder marks an added shape in its latents (Δ up to 1.25 against a
 latent std of 0.42) while the decoded pixels there move by 0.001. Switching an L1-converged VAE
-to MSE moved object error 0.686 → 0.652 in 150 steps, then destabilised the backgrounds at lr 2e-4.
+to MSE moved object error 0.686 → 0.652 in 150 steps, then destabilised the backgrounds at lr 2e-4
+(at 5e-5 it stays stable and flat at 0.65); dense training scenes (a shape in ~70% of the cells)
+did not lower it within 500 steps either. The decoder's output gradient does concentrate on the
+right latent pixels, so the path exists: this stage is undertrained, not blocked.
 The decoder reads the posterior mean (the sampled latent's unit noise drowns the young encoder's
 signal); a small KL keeps the scale sane.
 """
