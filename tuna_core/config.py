@@ -317,7 +317,7 @@ class TrainConfig:
 
     seed: int = 0
     # Stage 1: the VAE alone, on rendered images and videos.
-    vae_steps: int = 4000
+    vae_steps: int = 8000
     vae_lr: float = 2e-4
     vae_batch_images: int = 16
     vae_batch_videos: int = 2
