@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tuna_core.data.tasks import DESCRIBE_IMAGE, sample_edit, sample_question, sample_video_question
-from tuna_core.data.world import caption, parse_prompt, prompt_for, render_image, render_video, sample_scene
+from tuna_core.data.world import Scene, caption, parse_prompt, prompt_for, render_image, render_video, sample_scene
 from tuna_core.eval.detector import detect_scene, detect_video
 from tuna_core.pipeline import TunaPipeline
 
@@ -43,6 +43,12 @@ class Trial:
     image: np.ndarray | None = None
 
 
+def describe(scene: Scene) -> str:
+    """The caption of a detected scene; an output with no shape at all reads as such (it is wrong,
+    not an error)."""
+    return caption(scene) if scene.objects else f"no shapes on a {scene.background} background"
+
+
 def _rng(seed: int, metric: str, i: int) -> np.random.Generator:
     return np.random.default_rng([seed, EVAL_NS, METRICS.index(metric), i])
 
@@ -61,7 +67,7 @@ def trial(pipe: TunaPipeline, metric: str, seed: int, i: int) -> Trial:
         prompt = prompt_for(scene, rng, 0.3, 0.3)
         image = np.asarray(pipe.text_to_image(prompt, seed=i).images[0])
         got = detect_scene(image)
-        return Trial(metric, prompt, prompt, caption(got), parse_prompt(prompt).matches(got), image)
+        return Trial(metric, prompt, prompt, describe(got), parse_prompt(prompt).matches(got), image)
     if metric in ("image_qa", "caption"):
         scene = sample_scene(rng)
         question, answer = sample_question(scene, rng) if metric == "image_qa" else (DESCRIBE_IMAGE, caption(scene))
@@ -71,7 +77,7 @@ def trial(pipe: TunaPipeline, metric: str, seed: int, i: int) -> Trial:
         scene = sample_scene(rng)
         instruction, target = sample_edit(scene, rng)
         image = np.asarray(pipe.edit(render_image(scene, size), instruction, seed=i).images[0])
-        got = caption(detect_scene(image))
+        got = describe(detect_scene(image))
         return Trial(metric, f"{caption(scene)} | {instruction}", caption(target), got, got == caption(target), image)
     scene = sample_scene(rng, video=True)
     if metric == "video_qa":
@@ -85,7 +91,7 @@ def trial(pipe: TunaPipeline, metric: str, seed: int, i: int) -> Trial:
         (hit := detected.find(o.color, o.shape)) is not None and hit.direction == o.direction and hit.cell == o.cell
         for o in scene.objects
     )
-    return Trial(metric, prompt, prompt, caption(detected), ok, frames[len(frames) // 2])
+    return Trial(metric, prompt, prompt, describe(detected), ok, frames[len(frames) // 2])
 
 
 def evaluate(
