@@ -1,20 +1,10 @@
 """Stage 1: train the tiny Wan VAE on freshly rendered Shapes World images and videos.
 
 The full-size model uses Wan 2.2's VAE frozen; the tiny one has no pretrained VAE to borrow, so
-it learns one here first, then freezes it for stage 2. Measured choices (A/B runs of 150–300
-steps, held-out L1 in [-1, 1] pixel units): unweighted L1 at lr 2e-4 learns the backgrounds
-fastest (0.07 by step 150); lr 1e-3 and 5e-4 oscillate; MSE is slower; weighting object pixels
-×3–5 moved the object error a little but broke background learning. No setting drew the small
-shapes within 600 steps: the encoder marks an added shape in its latents (Δ up to 1.25 against a
-latent std of 0.42) while the decoded pixels there move by 0.001. Switching an L1-converged VAE
-to MSE moved object error 0.686 → 0.652 in 150 steps, then destabilised the backgrounds at lr 2e-4
-(at 5e-5 it stays stable and flat at 0.65); dense training scenes (a shape in ~70% of the cells)
-did not lower it within 500 steps either. The decoder's output gradient does concentrate on the
-right latent pixels, and the same VAE overfits one scene's shapes in 300 steps (object L1 0.59 →
-0.14): the path exists and learns; generalising to random scenes takes thousands of steps, so
-this stage runs 8000.
-The decoder reads the posterior mean (the sampled latent's unit noise drowns the young encoder's
-signal); a small KL keeps the scale sane.
+it learns one here first, then freezes it for stage 2: L1 at lr 2e-4 (the fastest stable setting
+measured), the decoder reading the posterior mean (the sampled latent's unit noise drowns the young
+encoder's signal), a small KL to keep the latent scale sane. docs/TRAINING.md logs every run behind
+these choices and the open problem: the backgrounds converge within ~150 steps, the small shapes not yet.
 """
 
 from __future__ import annotations
