@@ -163,10 +163,8 @@ def _adopt_vae_statistics(model: TunaModel, config_path: Path) -> None:
     """A VAE's latents_mean/std live in its config.json; copy them into the model."""
     _require(config_path)
     cfg = json.loads(config_path.read_text())
-    for key in ("latents_mean", "latents_std"):
-        if key in cfg:
-            model.vae.vae.register_to_config(**{key: cfg[key]})
-    model.vae.refresh_statistics()
+    own = model.vae.vae.config
+    model.vae.set_statistics(cfg.get("latents_mean", own.latents_mean), cfg.get("latents_std", own.latents_std))
 
 
 def _adapt_siglip(tower: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

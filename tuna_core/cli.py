@@ -32,8 +32,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _sampling_args(p: argparse.ArgumentParser, seed_required: bool = True) -> None:
-    p.add_argument("--seed", type=int, required=seed_required, default=0)
+def _sampling_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, required=True)
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
 

@@ -323,7 +323,6 @@ class TrainConfig:
     vae_batch_videos: int = 2
     vae_video_every: int = 4  # a video batch every k-th step: images carry the spatial learning cheaply
     vae_kl_weight: float = 1e-6
-    vae_object_weight: float = 0.0  # extra L1 weight on object pixels (~5% of an image); >0 hurt in A/B runs
     # The latent cache: scenes rendered once and encoded by the frozen VAE.
     cache_images: int = 24000
     cache_edits: int = 12000

@@ -14,6 +14,7 @@ from typing import Any
 from uuid import uuid4
 
 import numpy as np
+import torch
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from tuna_core.config import Limits
@@ -45,6 +46,14 @@ def to_rgb(image: Image.Image | np.ndarray, limits: Limits = Limits()) -> Image.
         canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(canvas, rgba).convert("RGB")
     return image.convert("RGB")
+
+
+def to_pixels(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (B, H, W, 3) images or (B, T, H, W, 3) videos → float (B, 3, T, H, W) in [-1, 1],
+    the VAE's input (an image is a one-frame video)."""
+    x = torch.from_numpy(np.ascontiguousarray(frames))
+    x = x[:, None] if x.ndim == 4 else x
+    return x.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
 
 
 def load_image(path: str | Path, limits: Limits = Limits()) -> Image.Image:

@@ -20,7 +20,7 @@ from PIL import Image
 
 from tuna_core.config import Limits, ModelConfig, SamplerConfig
 from tuna_core.layout import Layout, chat_layout, editing_layout, generation_layout, prefix_layout
-from tuna_core.media import to_rgb
+from tuna_core.media import to_pixels, to_rgb
 from tuna_core.model import TunaModel
 from tuna_core.sampler import guided, sample_token, solve_ode, time_grid
 from tuna_core.tokenizer import TunaTokenizer
@@ -280,8 +280,7 @@ class TunaPipeline:
     def _encode_images(self, images: Sequence[Image_]) -> torch.Tensor:
         side = self.config.image_size
         arrays = [np.asarray(to_rgb(img, self.limits).resize((side, side), Image.Resampling.BICUBIC)) for img in images]
-        pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)[:, :, None]  # (B, 3, 1, H, W)
-        return self.units.vae_encode((pixels.float() / 127.5 - 1.0).to(self.device))
+        return self.units.vae_encode(to_pixels(np.stack(arrays)).to(self.device))
 
     def _encode_video(self, video: np.ndarray) -> torch.Tensor:
         """(T, H, W, 3) uint8 → latents, resampled to the model's frame count and size."""
@@ -291,8 +290,7 @@ class TunaPipeline:
         index = np.linspace(0, len(video) - 1, n).round().astype(int)
         side = self.config.image_size
         frames = [np.asarray(Image.fromarray(video[i]).resize((side, side), Image.Resampling.BICUBIC)) for i in index]
-        pixels = torch.from_numpy(np.stack(frames)).permute(3, 0, 1, 2)[None]  # (1, 3, T, H, W)
-        return self.units.vae_encode((pixels.float() / 127.5 - 1.0).to(self.device))
+        return self.units.vae_encode(to_pixels(np.stack(frames)[None]).to(self.device))
 
     def _chat_turns(self, messages: Sequence[dict[str, str]]) -> list[tuple[list[int], list[int] | None]]:
         if not messages or messages[-1].get("role") != "user":

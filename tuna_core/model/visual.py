@@ -28,11 +28,13 @@ class LatentVAE(nn.Module):
         self.register_buffer("mean", torch.tensor(vae.config.latents_mean).view(1, z, 1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(vae.config.latents_std).view(1, z, 1, 1, 1), persistent=False)
 
-    def refresh_statistics(self) -> None:
-        """Re-read latents_mean/std from the VAE config (after training sets them)."""
+    def set_statistics(self, mean: list[float], std: list[float]) -> None:
+        """Adopt per-channel latent statistics: into the VAE config (so save_pretrained keeps them,
+        where diffusers keeps them) and into the buffers the encode/decode normalisation uses."""
+        self.vae.register_to_config(latents_mean=list(mean), latents_std=list(std))
         z = self.vae.config.z_dim
-        self.mean = torch.tensor(self.vae.config.latents_mean, device=self.mean.device).view(1, z, 1, 1, 1)
-        self.std = torch.tensor(self.vae.config.latents_std, device=self.std.device).view(1, z, 1, 1, 1)
+        self.mean = torch.tensor(mean, device=self.mean.device).view(1, z, 1, 1, 1)
+        self.std = torch.tensor(std, device=self.std.device).view(1, z, 1, 1, 1)
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) in [-1, 1] → normalised latents (B, C, T', H/s, W/s)."""

@@ -19,8 +19,8 @@ from tqdm import tqdm
 from tuna_core.config import TrainConfig
 from tuna_core.data.tasks import sample_edit
 from tuna_core.data.world import Scene, render_image, render_video, sample_scene
+from tuna_core.media import to_pixels
 from tuna_core.model.visual import LatentVAE
-from tuna_core.train.common import to_pixels
 
 CHUNK = 256
 # Seed namespaces: training scenes use these; evaluation uses its own (see tuna_core.eval).

@@ -8,7 +8,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 
 
 def get_lr(step: int, base_lr: float, warmup: int, total: int, min_ratio: float) -> float:
@@ -19,13 +18,6 @@ def get_lr(step: int, base_lr: float, warmup: int, total: int, min_ratio: float)
         return base_lr * min_ratio
     progress = (step - warmup) / max(1, total - warmup)
     return base_lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def to_pixels(frames: np.ndarray) -> torch.Tensor:
-    """uint8 (B, H, W, 3) images or (B, T, H, W, 3) videos → float (B, 3, T, H, W) in [-1, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(frames))
-    x = x[:, None] if x.ndim == 4 else x  # images are one-frame videos
-    return x.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
 
 
 def step_rng(seed: int, step: int, rank: int = 0) -> np.random.Generator:

@@ -41,35 +41,31 @@ def make_batch(
 ) -> Batch:
     """One homogeneous micro-batch: layouts, clean-span latents and the generation target."""
     sp = tok.special
-    lat = cache.images[0]
-    n_img = lat[0].numel()
-    n_vid = cache.videos[0, 0].numel()
 
     def keep(text: str) -> list[int]:
         return [] if rng.random() < dropout else tok.encode(text)
 
-    if task in ("t2i", "caption", "qa"):
-        idx = rng.integers(len(cache.images), size=size)
-        scenes = [cache.image_scenes[i] for i in idx]
-        latents = cache.images[idx].float()
-        if task == "t2i":
-            layouts = [generation_layout(sp, keep(generation_prompt(s, rng)), n_img) for s in scenes]
-            return SequenceBatch.from_layouts(layouts), [], latents
-        qa = [(DESCRIBE_IMAGE, caption(s)) if task == "caption" else sample_question(s, rng) for s in scenes]
-        layouts = [understanding_layout(sp, [n_img], tok.encode(q), tok.encode(a)) for q, a in qa]
-        return SequenceBatch.from_layouts(layouts), [latents], None
     if task == "edit":
         idx = rng.integers(len(cache.edit_targets), size=size)
-        layouts = [editing_layout(sp, n_img, keep(cache.edits[i][0]), n_img) for i in idx]
+        n = cache.images[0, 0].numel()
+        layouts = [editing_layout(sp, n, keep(cache.edits[i][0]), n) for i in idx]
         return SequenceBatch.from_layouts(layouts), [cache.images[idx].float()], cache.edit_targets[idx].float()
-    idx = rng.integers(len(cache.videos), size=size)
-    scenes = [cache.video_scenes[i] for i in idx]
-    latents = cache.videos[idx].float()
-    if task == "t2v":
-        layouts = [generation_layout(sp, keep(generation_prompt(s, rng)), n_vid) for s in scenes]
+    video = task in ("t2v", "video_qa")
+    pool, pool_scenes = (cache.videos, cache.video_scenes) if video else (cache.images, cache.image_scenes)
+    idx = rng.integers(len(pool), size=size)
+    scenes = [pool_scenes[i] for i in idx]
+    latents = pool[idx].float()  # (B, C, T, h, w)
+    n = latents[0, 0].numel()  # visual tokens per sample
+    if task in ("t2i", "t2v"):
+        layouts = [generation_layout(sp, keep(generation_prompt(s, rng)), n) for s in scenes]
         return SequenceBatch.from_layouts(layouts), [], latents
-    qa = [sample_video_question(s, rng) for s in scenes]
-    layouts = [understanding_layout(sp, [n_vid], tok.encode(q), tok.encode(a)) for q, a in qa]
+    ask = {
+        "caption": lambda scene, _: (DESCRIBE_IMAGE, caption(scene)),
+        "qa": sample_question,
+        "video_qa": sample_video_question,
+    }[task]
+    qa = [ask(s, rng) for s in scenes]
+    layouts = [understanding_layout(sp, [n], tok.encode(q), tok.encode(a)) for q, a in qa]
     return SequenceBatch.from_layouts(layouts), [latents], None
 
 
@@ -107,8 +103,7 @@ def train_joint(
     torch.manual_seed(cfg.seed)
     model = TunaModel(config)
     model.vae.vae.load_state_dict(vae.state_dict())
-    model.vae.vae.register_to_config(latents_mean=vae.config.latents_mean, latents_std=vae.config.latents_std)
-    model.vae.refresh_statistics()
+    model.vae.set_statistics(vae.config.latents_mean, vae.config.latents_std)
     model.vae.requires_grad_(False)
     if memory_method is not None:
         memory_method(model)

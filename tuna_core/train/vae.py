@@ -18,7 +18,8 @@ from tqdm import tqdm
 
 from tuna_core.config import ModelConfig, TrainConfig
 from tuna_core.data.world import render_image, render_video, sample_scene
-from tuna_core.train.common import append_log, get_lr, plot_losses, step_rng, to_pixels, truncate_log
+from tuna_core.media import to_pixels
+from tuna_core.train.common import append_log, get_lr, plot_losses, step_rng, truncate_log
 
 STATE = "vae_state.pt"
 
@@ -39,15 +40,6 @@ def held_out_errors(vae: AutoencoderKLWan, seed: int) -> dict[str, float]:
     objects = (x - x[..., :1, :1]).abs().amax(dim=1) > 0.1
     vae.train()
     return {"eval/l1": err.mean().item(), "eval/object_l1": err[objects].mean().item()}
-
-
-def object_weighted_l1(recon: torch.Tensor, x: torch.Tensor, object_weight: float) -> torch.Tensor:
-    """L1 with object pixels weighted 1 + `object_weight`: without it the VAE first settles on
-    flat backgrounds and learns the small shapes very slowly. The corner pixel is background
-    in every Shapes World scene."""
-    background = x[..., :1, :1]
-    weight = 1.0 + object_weight * ((x - background).abs().amax(dim=1, keepdim=True) > 0.1).float()
-    return ((recon - x).abs() * weight).mean() / weight.mean()
 
 
 def train_vae(model_config: ModelConfig, cfg: TrainConfig, out: Path) -> AutoencoderKLWan:
@@ -80,8 +72,7 @@ def train_vae(model_config: ModelConfig, cfg: TrainConfig, out: Path) -> Autoenc
                 continue
             post = vae.encode(x).latent_dist
             recon = vae.decode(post.mode()).sample
-            l1 = object_weighted_l1(recon, x, cfg.vae_object_weight)
-            losses[name] = l1 + cfg.vae_kl_weight * post.kl().mean()
+            losses[name] = (recon - x).abs().mean() + cfg.vae_kl_weight * post.kl().mean()
         loss = sum(losses.values())
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
