@@ -14,6 +14,7 @@ from tuna_core.layout import generation_layout
 from tuna_core.model import SequenceBatch, TunaModel
 from tuna_core.train.common import get_lr
 from tuna_core.train.joint import train_joint
+from tuna_core.train.vae import object_mask, object_weighted_l1
 
 
 def test_lr_warms_up_decays_and_stays_at_the_floor():
@@ -94,3 +95,32 @@ def test_resumed_training_matches_an_uninterrupted_run(tmp_path, small_recipe):
     logs = [(tmp_path / run / "log.jsonl").read_text().splitlines() for run in ("straight", "resumed")]
     assert len(logs[0]) == len(logs[1]) == 3
     assert (tmp_path / "resumed" / "loss.png").exists()
+
+
+def scene_with_a_square() -> torch.Tensor:
+    """A gray (B=1, 3, T=1, 16, 16) image with a red 4×4 square: 16 object pixels, 240 background."""
+    x = torch.zeros(1, 3, 1, 16, 16)
+    x[:, :, :, 6:10, 6:10] = torch.tensor([0.8, -0.8, -0.8]).view(1, 3, 1, 1, 1)
+    return x
+
+
+def test_object_mask_finds_the_shape_and_only_the_shape():
+    mask = object_mask(scene_with_a_square())
+    assert mask.shape == (1, 1, 1, 16, 16)
+    assert mask.sum() == 16 and mask[..., 6:10, 6:10].all()
+
+
+def test_object_weighted_l1_costs_a_uniform_error_its_size():
+    x = scene_with_a_square()
+    assert object_weighted_l1(x + 0.3, x, 10.0).item() == pytest.approx(0.3)
+
+
+def test_object_weighted_l1_makes_an_error_on_the_shape_cost_more():
+    x = scene_with_a_square()
+    on_shape, on_background = x.clone(), x.clone()
+    on_shape[..., 6:10, 6:10] += 0.5
+    on_background[..., 0:4, 0:4] += 0.5  # the same number of pixels, same error
+    weighted = object_weighted_l1(on_shape, x, 10.0) / object_weighted_l1(on_background, x, 10.0)
+    assert weighted.item() == pytest.approx(11.0)
+    unweighted = object_weighted_l1(on_shape, x, 0.0) / object_weighted_l1(on_background, x, 0.0)
+    assert unweighted.item() == pytest.approx(1.0)
