@@ -318,8 +318,8 @@ class TrainConfig:
     seed: int = 0
     # Stage 1: the VAE alone, on rendered images and videos.
     vae_steps: int = 8000
-    vae_lr: float = 3e-4
-    vae_warmup_steps: int = 100
+    vae_lr: float = 2e-4
+    vae_warmup_steps: int = 200
     vae_object_weight: float = 10.0  # object pixels count 1 + w times: breaks the paint-the-background plateau
     vae_batch_images: int = 16
     vae_batch_videos: int = 2
