@@ -317,7 +317,7 @@ class TrainConfig:
 
     seed: int = 0
     # Stage 1: the VAE alone, on rendered images and videos.
-    vae_steps: int = 8000
+    vae_steps: int = 4000
     vae_lr: float = 2e-4
     vae_warmup_steps: int = 200
     vae_object_weight: float = 10.0  # object pixels count 1 + w times: breaks the paint-the-background plateau
