@@ -3,6 +3,7 @@
 import dataclasses
 import itertools
 
+import numpy as np
 import pytest
 import torch
 from diffusers import AutoencoderKLWan
@@ -10,11 +11,13 @@ from safetensors.torch import load_file
 
 from tuna_core.checkpoint import load_model, save_pretrained
 from tuna_core.config import TASK_GROUPS, ModelConfig, TrainConfig
+from tuna_core.data.world import render_image, sample_scene
 from tuna_core.layout import generation_layout
+from tuna_core.media import to_frames, to_pixels
 from tuna_core.model import SequenceBatch, TunaModel
 from tuna_core.train.common import get_lr
 from tuna_core.train.joint import train_joint
-from tuna_core.train.vae import object_mask, object_weighted_l1
+from tuna_core.train.vae import object_mask, object_weighted_l1, read_exactly
 
 
 def test_lr_warms_up_decays_and_stays_at_the_floor():
@@ -124,3 +127,19 @@ def test_object_weighted_l1_makes_an_error_on_the_shape_cost_more():
     assert weighted.item() == pytest.approx(11.0)
     unweighted = object_weighted_l1(on_shape, x, 0.0) / object_weighted_l1(on_background, x, 0.0)
     assert unweighted.item() == pytest.approx(1.0)
+
+
+def test_the_round_trip_bound_reads_renders_exactly_and_blank_images_never():
+    rng = np.random.default_rng(3)
+    scenes = [sample_scene(rng) for _ in range(8)]
+    renders = np.stack([render_image(s) for s in scenes])
+    assert read_exactly(scenes, renders) == 1.0
+    assert read_exactly(scenes, np.zeros_like(renders)) == 0.0
+    assert read_exactly(scenes, renders[::-1]) < 1.0  # a right-looking image of the wrong scene does not count
+
+
+def test_frames_and_pixels_convert_back_and_forth_exactly():
+    frames = np.random.default_rng(0).integers(0, 256, size=(2, 3, 8, 8, 3), dtype=np.uint8)  # (B, T, H, W, 3)
+    pixels = to_pixels(frames)
+    assert pixels.shape == (2, 3, 3, 8, 8) and pixels.min() >= -1.0 and pixels.max() <= 1.0
+    assert np.array_equal(to_frames(pixels), frames)

@@ -56,6 +56,12 @@ def to_pixels(frames: np.ndarray) -> torch.Tensor:
     return x.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
 
 
+def to_frames(pixels: torch.Tensor) -> np.ndarray:
+    """The inverse of `to_pixels`: float (B, 3, T, H, W) in [-1, 1] → uint8 (B, T, H, W, 3)."""
+    frames = ((pixels.detach().float().cpu() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    return frames.permute(0, 2, 3, 4, 1).numpy()
+
+
 def load_image(path: str | Path, limits: Limits = Limits()) -> Image.Image:
     path = Path(path)
     _check_file(path, IMAGE_SUFFIXES, "image", limits)

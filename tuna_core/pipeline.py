@@ -20,7 +20,7 @@ from PIL import Image
 
 from tuna_core.config import Limits, ModelConfig, SamplerConfig
 from tuna_core.layout import Layout, chat_layout, editing_layout, generation_layout, prefix_layout
-from tuna_core.media import to_pixels, to_rgb
+from tuna_core.media import to_frames, to_pixels, to_rgb
 from tuna_core.model import TunaModel
 from tuna_core.sampler import guided, sample_token, solve_ode, time_grid
 from tuna_core.tokenizer import TunaTokenizer
@@ -272,9 +272,8 @@ class TunaPipeline:
             latents = solve_ode(velocity, noise, times, solver=self.defaults.solver, callback=progress)
         with _Timer(timings, "decode"):
             pixels = self.units.vae_decode(latents)  # (B, 3, T, H, W)
-        frames = ((pixels.float().cpu() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
         self.last_timings = timings
-        return [f.permute(1, 2, 3, 0).numpy() for f in frames], timings
+        return list(to_frames(pixels)), timings
 
     # -- input handling ---------------------------------------------------------------------------
     def _encode_images(self, images: Sequence[Image_]) -> torch.Tensor:
