@@ -43,9 +43,9 @@ def default_buckets(config: ModelConfig) -> tuple[Bucket, ...]:
 
 
 def check_buckets(config: ModelConfig, shapes: Iterable[Bucket | Sequence[int]]) -> tuple[Bucket, ...]:
-    """Validate (frames, height, width) triples against the VAE's compression factors."""
+    """Validate (frames, height, width) triples: sides tile into visual tokens, frames into latent frames."""
     buckets: list[Bucket] = []
-    s, k = config.spatial_compression, config.temporal_compression
+    s, k = config.token_stride, config.temporal_compression
     for shape in shapes:
         bucket = shape if isinstance(shape, Bucket) else Bucket(*(int(v) for v in shape))
         if bucket.frames < 1 or (bucket.frames - 1) % k:

@@ -54,7 +54,7 @@ def test_auto_falls_back_to_eager_without_cuda(model, monkeypatch, caplog, tmp_p
     assert any(line.startswith("engines: torch.compile unavailable for visual (not used on CPU") for line in lines)
     assert all("\n" not in line for line in lines)
     assert "no CUDA device" in units.backends["visual_reason"]
-    x = torch.randn(2, 16, 1, 8, 8)
+    x = torch.randn(2, 16, 1, 16, 16)
     torch.testing.assert_close(units.visual(x), model.visual(x))
 
 
@@ -162,11 +162,11 @@ def test_shape_outside_the_buckets_runs_eagerly(specs, caplog):
         spec, {spec.input_shapes[0]: lambda x: calls.append(x.shape) or spec.module(x)}, backends.LOGGER
     )
     with caplog.at_level(logging.INFO, logger="engines"):
-        router(torch.randn(2, 16, 1, 8, 8))  # the bucket: routed
-        router(torch.randn(2, 16, 1, 16, 16))  # another size: eager, said once
-        router(torch.randn(2, 16, 1, 16, 16))
-        router(torch.randn(spec.max_batch + 1, 16, 1, 8, 8))  # beyond the engine's batch range: eager
-    assert calls == [torch.Size([2, 16, 1, 8, 8])]
+        router(torch.randn(2, 16, 1, 16, 16))  # the bucket: routed
+        router(torch.randn(2, 16, 1, 32, 32))  # another size: eager, said once
+        router(torch.randn(2, 16, 1, 32, 32))
+        router(torch.randn(spec.max_batch + 1, 16, 1, 16, 16))  # beyond the engine's batch range: eager
+    assert calls == [torch.Size([2, 16, 1, 16, 16])]
     said = [r.getMessage() for r in caplog.records if "running it eagerly" in r.getMessage()]
     assert len(said) == 2
 
@@ -201,7 +201,7 @@ def test_cache_key_changes_with_shape_dtype_versions_and_gpu(specs, monkeypatch)
     assert key == engine_key(spec, spec.input_shapes[0])
     assert key.path(Path("/c")) == engine_key(spec, spec.input_shapes[0]).path(Path("/c"))
     variants = [
-        engine_key(spec, (16, 5, 8, 8)),
+        engine_key(spec, (16, 5, 16, 16)),
         engine_key(dataclasses.replace(spec, dtype=torch.bfloat16), spec.input_shapes[0]),
         dataclasses.replace(key, torch="2.14.0"),
         dataclasses.replace(key, torch_tensorrt="2.14.0"),
@@ -349,9 +349,9 @@ def test_tensorrt_path_exports_caches_and_warm_starts(model, monkeypatch, tmp_pa
     assert all(c["attn_bias_is_causal"] is False and c["min_block_size"] == 1 for c in stand_in.compiled)
     assert stand_in.compiled[1]["inputs"] == [
         {
-            "min_shape": (1, 16, 1, 8, 8),
-            "opt_shape": (2, 16, 1, 8, 8),
-            "max_shape": (8, 16, 1, 8, 8),
+            "min_shape": (1, 16, 1, 16, 16),
+            "opt_shape": (2, 16, 1, 16, 16),
+            "max_shape": (8, 16, 1, 16, 16),
             "dtype": torch.float32,
         }
     ]
@@ -359,7 +359,7 @@ def test_tensorrt_path_exports_caches_and_warm_starts(model, monkeypatch, tmp_pa
     again = build_units(model, "tensorrt", cache_dir=tmp_path, shapes=[IMAGE])
     assert [again.backends[n] for n in ("encoder", "visual", "decoder")] == ["tensorrt (cached)"] * 3
     assert len(stand_in.compiled) == 3  # nothing rebuilt
-    x = torch.randn(2, 16, 1, 8, 8)
+    x = torch.randn(2, 16, 1, 16, 16)
     torch.testing.assert_close(again.visual(x), model.visual(x))
 
 
@@ -392,7 +392,7 @@ def test_bench_runs_on_cpu_and_writes_its_section(tmp_path, capsys):
     assert bench.main(argv) == 0
     text = out.read_text()
     assert text.startswith("# Performance\n") and bench.SECTION_START in text
-    assert "| visual | 2 × 16×1×8×8 |" in text
+    assert "| visual | 2 × 16×1×16×16 |" in text
     assert "- tensorrt: unavailable: " in text  # no CUDA device here; no torch-tensorrt on a bare GPU
     assert "| eager |" in text  # the end-to-end row
 

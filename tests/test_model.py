@@ -12,6 +12,7 @@ from tuna_core.config import ModelConfig
 from tuna_core.layout import generation_layout, omni_mask, prefix_layout
 from tuna_core.model import SequenceBatch, TunaModel
 from tuna_core.model.flow_head import FlowHead
+from tuna_core.model.visual import patchify, unpatchify
 
 
 @pytest.fixture(scope="module")
@@ -25,29 +26,58 @@ def test_parts_are_the_libraries_real_classes(model):
     assert isinstance(model.llm, Qwen2ForCausalLM)
 
 
-def test_patch_embedding_is_a_1x1_conv_over_latent_channels(model):
+def test_patch_embedding_is_a_2x2_conv_over_latent_channels(model):
     conv = model.rep_encoder.tower.get_input_embeddings()
-    assert conv.kernel_size == (1, 1) and conv.stride == (1, 1)
+    assert conv.kernel_size == (2, 2) and conv.stride == (2, 2)
     assert conv.in_channels == model.config.latent_channels
+
+
+def test_full_size_patch_embedding_is_1x1_as_in_the_paper():
+    cfg = ModelConfig.tuna_1_5b()
+    assert cfg.latent_patch == 1 and cfg.token_stride == cfg.spatial_compression == 16
 
 
 def test_representation_tower_has_no_pooling_head(model):
     assert not model.rep_encoder.tower.config.vision_use_head
 
 
-def test_a_64px_image_becomes_64_visual_tokens_in_llm_width(model):
+def test_a_64px_image_is_a_16x16_latent_and_64_visual_tokens_in_llm_width(model):
     pixels = torch.rand(2, 3, 1, 64, 64) * 2 - 1
     latents = model.vae.encode(pixels)
-    assert latents.shape == (2, 16, 1, 8, 8)
+    assert latents.shape == (2, 16, 1, 16, 16)
     tokens = model.visual(latents)
     assert tokens.shape == (2, 64, model.config.llm_hidden_size)
+    assert model.config.num_visual_tokens(1, 64, 64) == 64
+
+
+def test_a_17_frame_video_is_5_latent_frames_of_64_tokens(model):
+    assert model.config.latent_grid(17, 64, 64) == (5, 16, 16)
+    assert model.config.token_grid(17, 64, 64) == (5, 8, 8)
 
 
 def test_video_frames_fold_into_the_batch_and_concatenate(model):
-    latents = torch.randn(1, 16, 5, 8, 8)
-    per_frame = model.visual(latents.permute(2, 0, 1, 3, 4).reshape(5, 16, 1, 8, 8))  # (5, 64, D)
+    latents = torch.randn(1, 16, 5, 16, 16)
+    per_frame = model.visual(latents.permute(2, 0, 1, 3, 4).reshape(5, 16, 1, 16, 16))  # (5, 64, D)
     whole = model.visual(latents)  # (1, 320, D)
     assert torch.allclose(whole[0], per_frame.reshape(320, -1), atol=1e-5)
+
+
+def test_patchify_orders_tokens_like_the_representation_encoder():
+    """Token k of `patchify` covers the same latent pixels as output k of a stride-p conv."""
+    latents = torch.randn(2, 3, 2, 4, 6)
+    tokens = patchify(latents, 2)
+    assert tokens.shape == (2, 2 * 2 * 3, 3 * 4)
+    conv = torch.nn.Conv2d(3, 5, kernel_size=2, stride=2)
+    frames = latents.permute(0, 2, 1, 3, 4).reshape(4, 3, 4, 6)
+    by_conv = conv(frames).flatten(2).transpose(1, 2).reshape(2, 12, 5)
+    by_tokens = tokens @ conv.weight.reshape(5, -1).T + conv.bias
+    assert torch.allclose(by_conv, by_tokens, atol=1e-5)
+
+
+@pytest.mark.parametrize("p", [1, 2, 4])
+def test_unpatchify_inverts_patchify(p):
+    latents = torch.randn(2, 16, 3, 8, 8)
+    assert torch.equal(unpatchify(patchify(latents, p), p, (3, 8 // p, 8 // p)), latents)
 
 
 def test_512px_full_size_image_is_1024_tokens():
@@ -79,7 +109,7 @@ def test_generation_gradient_flows_through_the_representation_encoder(tiny_pipel
         torch.nn.init.normal_(p, std=0.02)
     sp = tiny_pipeline.tokenizer.special
     batch = SequenceBatch.from_layouts([generation_layout(sp, [20, 21], 64), generation_layout(sp, [22], 64)])
-    losses = model(batch, [], torch.randn(2, 16, 1, 8, 8), torch.Generator().manual_seed(0))
+    losses = model(batch, [], torch.randn(2, 16, 1, 16, 16), torch.Generator().manual_seed(0))
     losses["flow"].backward()
     grad = model.rep_encoder.tower.get_input_embeddings().weight.grad
     assert grad is not None and grad.abs().sum() > 0
@@ -88,7 +118,7 @@ def test_generation_gradient_flows_through_the_representation_encoder(tiny_pipel
 def test_cached_denoise_step_equals_a_full_omni_masked_forward(model, tiny_pipeline):
     sp = tiny_pipeline.tokenizer.special
     layout = generation_layout(sp, [20, 21, 22], 64)
-    x_t, t = torch.randn(1, 16, 1, 8, 8), torch.tensor([0.3])
+    x_t, t = torch.randn(1, 16, 1, 16, 16), torch.tensor([0.3])
     ctx = model.prefill([prefix_layout(layout)], [])
     cached = model.denoise(ctx, x_t, t)
     again = model.denoise(ctx, x_t, t)  # the cache is restored after each step
@@ -97,7 +127,7 @@ def test_cached_denoise_step_equals_a_full_omni_masked_forward(model, tiny_pipel
     x = model.embed(batch.ids, [model.visual(x_t)], batch.visual_positions, model.time_embed(t), batch.time_positions)
     mask = omni_mask(len(layout), [(s.start, s.length) for s in layout.spans])[None, None]
     hidden = model.llm.model(inputs_embeds=x, attention_mask=mask, position_ids=batch.position_ids).last_hidden_state
-    full = model.velocity(hidden[:, batch.visual_positions[0][0]], t, (1, 8, 8))
+    full = model.velocity(hidden[:, batch.visual_positions[0][0]], t, (1, 16, 16))
     assert torch.allclose(cached, full, atol=1e-4)
     assert torch.equal(cached, again)
 
@@ -105,7 +135,7 @@ def test_cached_denoise_step_equals_a_full_omni_masked_forward(model, tiny_pipel
 def test_left_padded_prefixes_give_the_same_velocity_as_alone(model, tiny_pipeline):
     sp = tiny_pipeline.tokenizer.special
     short, long = generation_layout(sp, [20], 64), generation_layout(sp, [20, 21, 22, 23], 64)
-    x_t, t = torch.randn(1, 16, 1, 8, 8), torch.tensor([0.5])
+    x_t, t = torch.randn(1, 16, 1, 16, 16), torch.tensor([0.5])
     alone = model.denoise(model.prefill([prefix_layout(short)], []), x_t, t)
     padded = model.denoise(
         model.prefill([prefix_layout(long), prefix_layout(short)], []), x_t.repeat(2, 1, 1, 1, 1), t.repeat(2)

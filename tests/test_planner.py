@@ -207,7 +207,7 @@ def test_checkpointing_keeps_gradients_and_saves_fewer_tensors_for_backward():
             enable_checkpointing(model)
         model.train()
         batch = SequenceBatch.from_layouts([generation_layout(tok.special, tok.encode("a red circle"), 64)] * 2)
-        target = torch.randn((2, 16, 1, 8, 8), generator=torch.Generator().manual_seed(0))
+        target = torch.randn((2, 16, 1, 16, 16), generator=torch.Generator().manual_seed(0))
         total = 0
 
         def pack(t: torch.Tensor) -> torch.Tensor:
@@ -242,7 +242,7 @@ def test_activation_offload_hooks_keep_gradients_and_leave_no_hook_behind():
             offload_activations(model, pin_memory=False)  # the GPU path, with the CPU as "device"
         layout = generation_layout(pipe.tokenizer.special, pipe.tokenizer.encode("a red circle"), 64)
         batch = SequenceBatch.from_layouts([layout])
-        target = torch.randn((1, 16, 1, 8, 8), generator=torch.Generator().manual_seed(0))
+        target = torch.randn((1, 16, 1, 16, 16), generator=torch.Generator().manual_seed(0))
         model(batch, [], target, torch.Generator().manual_seed(0))["flow"].backward()
         grads.append(model.flow_head.proj_in.weight.grad.clone())
         assert no_saved_tensor_hooks()

@@ -53,7 +53,7 @@ def test_decoupled_generation_bypasses_the_representation_encoder(tiny_pipeline)
         torch.nn.init.normal_(p, std=0.02)
     sp = tiny_pipeline.tokenizer.special
     batch = SequenceBatch.from_layouts([generation_layout(sp, [20], 64)])
-    model(batch, [], torch.randn(1, 16, 1, 8, 8), torch.Generator().manual_seed(0))["flow"].backward()
+    model(batch, [], torch.randn(1, 16, 1, 16, 16), torch.Generator().manual_seed(0))["flow"].backward()
     assert model.generation_visual is model.latent_tokens
     assert all(p.grad is None for p in model.rep_encoder.parameters())
     assert model.latent_tokens.connector.fc1.weight.grad.abs().sum() > 0

@@ -172,7 +172,7 @@ def _adapt_siglip(tower: nn.Module, state: dict[str, torch.Tensor]) -> dict[str,
 
     Keys may or may not carry a ``vision_model.`` prefix (full ``SiglipModel`` files and older
     transformers versions do); text towers, the pooling head and layers beyond the config are
-    dropped, and a pixel patch embedding (3×16×16) gives way to the tower's own 1×1 latent one.
+    dropped, and a pixel patch embedding (3×16×16) gives way to the tower's own latent one (1×1 or, for `tiny`, 2×2).
     """
     expected = tower.state_dict()
     out: dict[str, torch.Tensor] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,10 @@ class ModelConfig:
 
     ``vae``, ``rep_encoder`` and ``llm`` are keyword arguments for diffusers'
     ``AutoencoderKLWan``, transformers' ``SiglipVisionConfig`` and ``Qwen2Config``.
-    The representation encoder config is already the *adapted* one: ``patch_size`` 1 and
-    ``num_channels`` = VAE latent channels (the 1×1 patch embedding over latents), one layer fewer
-    than the SigLIP checkpoint it may come from, and no pooling head.
+    The representation encoder config is already the *adapted* one: a patch embedding over VAE
+    latents (``num_channels`` = latent channels; ``patch_size`` 1 as in the paper, 2 for ``tiny``,
+    whose 4× VAE gives 2×2 latent pixels per token), one layer fewer than the SigLIP checkpoint it
+    may come from, and no pooling head.
     """
 
     name: str
@@ -75,6 +77,11 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.representation not in ("unified", "decoupled"):
             raise ValueError(f"representation must be 'unified' or 'decoupled', got {self.representation!r}")
+        if self.size_multiple % self.token_stride:
+            raise ValueError(
+                f"size_multiple {self.size_multiple} must be a multiple of the token stride {self.token_stride} "
+                "(VAE spatial compression × latent patch), or some allowed sizes would not tile into tokens"
+            )
 
     # -- derived ------------------------------------------------------------------------------
     @property
@@ -101,12 +108,33 @@ class ModelConfig:
         """Latent frames of a causal video VAE: the first frame alone, then one per `temporal_compression`."""
         return 1 + (frames - 1) // self.temporal_compression
 
+    @property
+    def latent_patch(self) -> int:
+        """Side of the latent patch one visual token covers: the representation encoder's patch
+        embedding, so the flow head predicts `latent_patch`² latent pixels per token."""
+        return int(self.rep_encoder.get("patch_size", 1))
+
+    @property
+    def token_stride(self) -> int:
+        """Pixels per visual token side: VAE compression times the latent patch."""
+        return self.spatial_compression * self.latent_patch
+
     def latent_grid(self, frames: int, height: int, width: int) -> tuple[int, int, int]:
+        """Latent (T', h, w) of a (frames, height, width) input."""
         s = self.spatial_compression
         return self.latent_frames(frames), height // s, width // s
 
+    def token_grid(self, frames: int, height: int, width: int) -> tuple[int, int, int]:
+        """Visual token (T', h/p, w/p) grid of a (frames, height, width) input: the LLM's span."""
+        s = self.token_stride
+        return self.latent_frames(frames), height // s, width // s
+
     def num_visual_tokens(self, frames: int, height: int, width: int) -> int:
-        return math.prod(self.latent_grid(frames, height, width))
+        return math.prod(self.token_grid(frames, height, width))
+
+    def latent_tokens(self, latent_grid: Sequence[int]) -> int:
+        """Visual tokens of a (T', h, w) latent: one per p×p latent patch."""
+        return math.prod(latent_grid) // self.latent_patch**2
 
     # -- presets ----------------------------------------------------------------------------
     @classmethod
@@ -118,12 +146,12 @@ class ModelConfig:
             vae=dict(
                 base_dim=16,
                 z_dim=z,
-                dim_mult=[1, 2, 4, 4],
+                dim_mult=[1, 2, 4],  # 4× spatial: at 8× a 10-pixel shape loses its corners
                 num_res_blocks=1,
-                temperal_downsample=[False, True, True],
+                temperal_downsample=[True, True],
                 latents_mean=[0.0] * z,
                 latents_std=[1.0] * z,
-                scale_factor_spatial=8,
+                scale_factor_spatial=4,
                 scale_factor_temporal=4,
             ),
             rep_encoder=dict(
@@ -132,8 +160,8 @@ class ModelConfig:
                 num_hidden_layers=3,
                 num_attention_heads=3,
                 num_channels=z,
-                image_size=8,  # latent side at 64×64; other sizes interpolate
-                patch_size=1,
+                image_size=16,  # latent side at 64×64; other sizes interpolate
+                patch_size=2,  # 2×2 latent patches: still 8×8 = 64 tokens per 64×64 image
                 vision_use_head=False,
             ),
             llm=dict(
@@ -317,7 +345,7 @@ class TrainConfig:
 
     seed: int = 0
     # Stage 1: the VAE alone, on rendered images and videos.
-    vae_steps: int = 4000
+    vae_steps: int = 2500
     vae_lr: float = 2e-4
     vae_warmup_steps: int = 200
     vae_object_weight: float = 10.0  # object pixels count 1 + w times: breaks the paint-the-background plateau

@@ -147,7 +147,8 @@ class TunaPipeline:
             latents += [self._encode_video(v) for v in videos or []]
         if not latents:
             raise ValueError("attach an image or a video to ask about")
-        layout = chat_layout(self.tokenizer.special, [lat[0, 0].numel() for lat in latents], turns)
+        spans = [self.config.latent_tokens(lat.shape[2:]) for lat in latents]
+        layout = chat_layout(self.tokenizer.special, spans, turns)
         generator = torch.Generator().manual_seed(seed)
         tokens: list[int] = []
         with _Timer(timings, "llm"):
@@ -230,7 +231,7 @@ class TunaPipeline:
         timings: dict[str, float] = {}
         with _Timer(timings, "encode"):
             source = self._encode_images([image])
-        n = source[0, 0].numel()
+        n = self.config.latent_tokens(source.shape[2:])
         special = self.tokenizer.special
         cond = editing_layout(special, n, self._prompt_ids(instruction), 0)
         uncond = editing_layout(special, n, [], 0)
@@ -260,7 +261,7 @@ class TunaPipeline:
         generator = torch.Generator().manual_seed(settings["seed"])
         # Drawn on the CPU from the caller's seed, so a seed means the same noise on every device.
         noise = torch.randn((count, self.config.latent_channels, *grid), generator=generator).to(self.device)
-        times = time_grid(settings["steps"], self.model.shift_for(int(np.prod(grid))))
+        times = time_grid(settings["steps"], self.model.shift_for(grid))
 
         def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             if use_cfg:

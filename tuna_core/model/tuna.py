@@ -1,6 +1,6 @@
 """TUNA: one LLM decoder over one continuous visual representation.
 
-``TunaModel.__init__`` reads as the architecture: Wan VAE → SigLIP tower (1×1 latent patch
+``TunaModel.__init__`` reads as the architecture: Wan VAE → SigLIP tower (p×p latent patch
 embedding, last layer dropped) → connector → Qwen2 decoder, plus a time embedder for the time
 token and the flow-matching head. Training runs one homogeneous batch of layouts through
 `forward`; generation uses `prefill` once and `denoise` per step, reusing the prefix KV cache.
@@ -9,7 +9,7 @@ token and the flow-matching head. Training runs one homogeneous batch of layouts
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +28,7 @@ from tuna_core.model.visual import (
     RepresentationEncoder,
     VisualTokens,
     build_representation_encoder,
+    unpatchify,
 )
 from tuna_core.sampler import resolution_shift, sample_train_time
 
@@ -105,14 +106,14 @@ class TunaModel(nn.Module):
         self.visual = VisualTokens(self.rep_encoder, self.connector)
         # Only the decoupled ablation has a separate path for generation latents.
         self.latent_tokens = (
-            LatentTokens(config.latent_channels, config.llm_hidden_size)
+            LatentTokens(config.latent_channels, config.latent_patch, config.llm_hidden_size)
             if config.representation == "decoupled"
             else None
         )
         # The LLM decoder, its time token and the flow-matching head on its image-span states.
         self.llm = Qwen2ForCausalLM(Qwen2Config(**config.llm, attn_implementation="sdpa"))
         self.time_embed = TimestepEmbedder(config.llm_hidden_size, config.head.frequency_embedding_size)
-        self.flow_head = FlowHead(config.head, config.llm_hidden_size, config.latent_channels)
+        self.flow_head = FlowHead(config.head, config.llm_hidden_size, config.latent_channels * config.latent_patch**2)
 
     # -- parts ----------------------------------------------------------------------------------
     def parts(self) -> dict[str, nn.Module]:
@@ -139,10 +140,11 @@ class TunaModel(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.connector.fc1.weight.dtype
 
-    def shift_for(self, num_tokens: int) -> float:
-        """The flow time shift for `num_tokens` target tokens (grows with resolution and frames)."""
-        reference = self.config.num_visual_tokens(1, self.config.image_size, self.config.image_size)
-        return resolution_shift(self.config.time_shift, num_tokens, reference)
+    def shift_for(self, latent_grid: Sequence[int]) -> float:
+        """The flow time shift for a (T, h, w) target latent: it grows with its token count."""
+        cfg = self.config
+        reference = cfg.num_visual_tokens(1, cfg.image_size, cfg.image_size)
+        return resolution_shift(cfg.time_shift, cfg.latent_tokens(latent_grid), reference)
 
     # -- sequence assembly -------------------------------------------------------------------
     def embed(
@@ -161,10 +163,13 @@ class TunaModel(nn.Module):
             x = x.scatter(1, time_positions[:, None, None].expand(-1, 1, x.shape[-1]), time_embeds[:, None].to(x.dtype))
         return x
 
-    def velocity(self, hidden: torch.Tensor, t: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+    def velocity(self, hidden: torch.Tensor, t: torch.Tensor, latent_grid: Sequence[int]) -> torch.Tensor:
         """Flow head on the target span's hidden states (B, N, D) → latent velocity (B, C, T, h, w)."""
-        v = self.flow_head(hidden, t, rope_ids_3d(*grid).to(hidden.device))  # (B, N, C)
-        return v.transpose(1, 2).unflatten(2, grid).float()
+        p = self.config.latent_patch
+        frames, h, w = latent_grid
+        grid = (frames, h // p, w // p)
+        v = self.flow_head(hidden, t, rope_ids_3d(*grid).to(hidden.device))  # (B, N, C·p·p)
+        return unpatchify(v, p, grid).float()
 
     # -- training ---------------------------------------------------------------------------------
     def forward(
@@ -185,7 +190,7 @@ class TunaModel(nn.Module):
         time_embeds = t = x0 = None
         if target is not None:
             b = target.shape[0]
-            t = sample_train_time(b, self.shift_for(target[0, 0].numel()), generator).to(target.device)
+            t = sample_train_time(b, self.shift_for(target.shape[2:]), generator).to(target.device)
             x0 = torch.randn(target.shape, generator=generator).to(target.device)
             tt = t.view(b, 1, 1, 1, 1).to(target.dtype)
             visual.append(self.generation_visual(tt * target + (1 - tt) * x0))  # noisy x_t, same encoder in TUNA

@@ -2,8 +2,9 @@
 
 Pixels (B, 3, T, H, W) in [-1, 1] → VAE latents (B, C, T', h, w), normalised by the VAE's
 config statistics → the representation encoder sees each latent frame as a C-channel "image"
-through a 1×1 patch embedding → connector into the LLM width. Understanding feeds clean
-latents; generation feeds the noisy x_t through the same path.
+through a p×p patch embedding (1×1 in the paper, 2×2 for the 4× VAE of `tiny`) → connector into
+the LLM width. Understanding feeds clean latents; generation feeds the noisy x_t through the same
+path, and the flow head answers with one p×p latent patch per token (`patchify`/`unpatchify`).
 """
 
 from __future__ import annotations
@@ -49,23 +50,38 @@ class LatentVAE(nn.Module):
         return self.vae.decode(z).sample.float().clamp(-1.0, 1.0)
 
 
-def build_representation_encoder(config: dict) -> SiglipVisionModel:
-    """A SigLIP vision tower whose patch embedding is a 1×1 conv over VAE latent channels.
+def patchify(latents: torch.Tensor, p: int) -> torch.Tensor:
+    """(B, C, T, h, w) → (B, T·(h/p)·(w/p), C·p·p): one row per visual token, frame-major and
+    row-major like the representation encoder's output, channels then patch rows then columns."""
+    b, c, t, h, w = latents.shape
+    x = latents.reshape(b, c, t, h // p, p, w // p, p)
+    return x.permute(0, 2, 3, 5, 1, 4, 6).reshape(b, t * (h // p) * (w // p), c * p * p)
 
-    The adapted config (patch_size 1, num_channels = latent channels, no head) makes
+
+def unpatchify(tokens: torch.Tensor, p: int, grid: tuple[int, int, int]) -> torch.Tensor:
+    """The inverse of `patchify`: (B, N, C·p·p) on a (T, H, W) token grid → (B, C, T, H·p, W·p)."""
+    b, _, d = tokens.shape
+    t, h, w = grid
+    x = tokens.reshape(b, t, h, w, d // (p * p), p, p)
+    return x.permute(0, 4, 1, 2, 5, 3, 6).reshape(b, d // (p * p), t, h * p, w * p)
+
+
+def build_representation_encoder(config: dict) -> SiglipVisionModel:
+    """A SigLIP vision tower whose patch embedding is a p×p conv over VAE latent channels.
+
+    The adapted config (patch_size p, num_channels = latent channels, no head) makes
     transformers build that embedding itself, so the rest of the tower is the library's.
     """
     return SiglipVisionModel(SiglipVisionConfig(**config))
 
 
 class RepresentationEncoder(nn.Module):
-    """Latents (B, C, T, h, w) → features (B, T·h·w, D): frames folded into the batch."""
+    """Latents (B, C, T, h, w) → features (B, T·(h/p)·(w/p), D): frames folded into the batch."""
 
     def __init__(self, tower: SiglipVisionModel) -> None:
         super().__init__()
         self.tower = tower
-        cfg = tower.config
-        self.native_side = cfg.image_size // cfg.patch_size
+        self.native_side = tower.config.image_size  # the latent side its position table was made for
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = latents.shape
@@ -73,8 +89,8 @@ class RepresentationEncoder(nn.Module):
         dtype = self.tower.get_input_embeddings().weight.dtype
         out = self.tower(
             pixel_values=frames.to(dtype), interpolate_pos_encoding=(h, w) != (self.native_side, self.native_side)
-        ).last_hidden_state  # (B·T, h·w, D)
-        return out.reshape(b, t * h * w, -1)
+        ).last_hidden_state  # (B·T, (h/p)·(w/p), D)
+        return out.reshape(b, -1, out.shape[-1])
 
 
 class Connector(nn.Module):
@@ -106,13 +122,14 @@ class VisualTokens(nn.Module):
 
 
 class LatentTokens(nn.Module):
-    """Latents (B, C, T, h, w) → (B, T·h·w, D) through an MLP alone: the decoupled ablation's
-    generation path, which skips the representation encoder that TUNA shares."""
+    """Latents (B, C, T, h, w) → (B, N, D) through an MLP on p×p latent patches alone: the
+    decoupled ablation's generation path, which skips the representation encoder TUNA shares."""
 
-    def __init__(self, latent_channels: int, out_dim: int) -> None:
+    def __init__(self, latent_channels: int, patch: int, out_dim: int) -> None:
         super().__init__()
-        self.connector = Connector(latent_channels, out_dim)
+        self.patch = patch
+        self.connector = Connector(latent_channels * patch * patch, out_dim)
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
-        tokens = latents.flatten(2).transpose(1, 2)  # (B, T·h·w, C), frame-major like the encoder
+        tokens = patchify(latents, self.patch)  # token order as the representation encoder's
         return self.connector(tokens.to(self.connector.fc1.weight.dtype))

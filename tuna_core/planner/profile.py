@@ -108,7 +108,7 @@ def _train_step(model, tok, spec: ProfileSpec, device: torch.device) -> Callable
 
     cfg = model.config
     grid = cfg.latent_grid(1, cfg.image_size, cfg.image_size)
-    n, b = grid[0] * grid[1] * grid[2], spec.batch
+    n, b = cfg.num_visual_tokens(1, cfg.image_size, cfg.image_size), spec.batch
     special = tok.special
     gen = SequenceBatch.from_layouts([generation_layout(special, tok.encode(PROMPT), n)] * b).to(device)
     qa = understanding_layout(special, [n], tok.encode(QUESTION), tok.encode(ANSWER))

@@ -37,7 +37,13 @@ Batch = tuple[SequenceBatch, list[torch.Tensor], torch.Tensor | None]
 
 
 def make_batch(
-    task: str, size: int, cache: LatentCache, tok: TunaTokenizer, rng: np.random.Generator, dropout: float
+    task: str,
+    size: int,
+    cache: LatentCache,
+    tok: TunaTokenizer,
+    rng: np.random.Generator,
+    dropout: float,
+    config: ModelConfig,
 ) -> Batch:
     """One homogeneous micro-batch: layouts, clean-span latents and the generation target."""
     sp = tok.special
@@ -47,7 +53,7 @@ def make_batch(
 
     if task == "edit":
         idx = rng.integers(len(cache.edit_targets), size=size)
-        n = cache.images[0, 0].numel()
+        n = config.latent_tokens(cache.images.shape[2:])
         layouts = [editing_layout(sp, n, keep(cache.edits[i][0]), n) for i in idx]
         return SequenceBatch.from_layouts(layouts), [cache.images[idx].float()], cache.edit_targets[idx].float()
     video = task in ("t2v", "video_qa")
@@ -55,7 +61,7 @@ def make_batch(
     idx = rng.integers(len(pool), size=size)
     scenes = [pool_scenes[i] for i in idx]
     latents = pool[idx].float()  # (B, C, T, h, w)
-    n = latents[0, 0].numel()  # visual tokens per sample
+    n = config.latent_tokens(latents.shape[2:])  # visual tokens per sample
     if task in ("t2i", "t2v"):
         layouts = [generation_layout(sp, keep(generation_prompt(s, rng)), n) for s in scenes]
         return SequenceBatch.from_layouts(layouts), [], latents
@@ -138,7 +144,7 @@ def train_joint(
         record: dict[str, float] = {}
         for k, (task, size) in enumerate(batches.items()):
             rng = step_rng(cfg.seed, step * len(batches) + k, accelerator.process_index)
-            batch, clean, target = make_batch(task, size, cache, tok, rng, cfg.caption_dropout)
+            batch, clean, target = make_batch(task, size, cache, tok, rng, cfg.caption_dropout, config)
             gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
             dev = accelerator.device
             losses = model(batch.to(dev), [c.to(dev) for c in clean], None if target is None else target.to(dev), gen)
