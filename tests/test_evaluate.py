@@ -7,9 +7,9 @@ from PIL import Image
 
 from tuna_core.config import ModelConfig
 from tuna_core.data.tasks import answer_question, apply_edit
-from tuna_core.data.world import Scene, ShapeObject, parse_prompt, render_image, render_video
+from tuna_core.data.world import Scene, ShapeObject, parse_prompt, render_image, render_video, sample_scene
 from tuna_core.eval.detector import detect_scene, detect_video
-from tuna_core.eval.evaluate import METRICS, evaluate, format_table
+from tuna_core.eval.evaluate import METRICS, evaluate, format_table, video_matches
 
 
 @dataclass
@@ -87,3 +87,12 @@ def test_evaluation_items_are_the_same_for_the_same_seed_and_differ_across_seeds
 def test_table_shows_accuracy_against_target():
     report = {"model": "m", "n": 4, "seed": 0, "metrics": {"t2i": {"accuracy": 0.5, "target": 0.85}}}
     assert "| t2i | 0.500 | ≥ 0.85 |" in format_table(report)
+
+
+def test_a_video_matches_its_scene_only_played_forwards():
+    rng = np.random.default_rng(5)
+    scene = next(s for s in (sample_scene(rng, video=True) for _ in range(50)) if any(o.direction for o in s.objects))
+    frames = render_video(scene)
+    assert video_matches(scene, detect_video(frames))
+    assert not video_matches(scene, detect_video(frames[::-1]))  # every mover reversed, and it starts elsewhere
+    assert not video_matches(scene, detect_video(np.repeat(frames[:1], len(frames), axis=0)))  # frozen: no motion

@@ -17,7 +17,7 @@ from tuna_core.media import to_frames, to_pixels
 from tuna_core.model import SequenceBatch, TunaModel
 from tuna_core.train.common import get_lr
 from tuna_core.train.joint import train_joint
-from tuna_core.train.vae import object_mask, object_weighted_l1, read_exactly
+from tuna_core.train.vae import held_out_errors, object_mask, object_weighted_l1, read_exactly
 
 
 def test_lr_warms_up_decays_and_stays_at_the_floor():
@@ -143,3 +143,11 @@ def test_frames_and_pixels_convert_back_and_forth_exactly():
     pixels = to_pixels(frames)
     assert pixels.shape == (2, 3, 3, 8, 8) and pixels.min() >= -1.0 and pixels.max() <= 1.0
     assert np.array_equal(to_frames(pixels), frames)
+
+
+def test_stage_one_reports_image_and_video_round_trips_and_an_untrained_vae_passes_neither():
+    torch.manual_seed(0)
+    errors = held_out_errors(AutoencoderKLWan(**ModelConfig.tiny().vae), seed=0)
+    assert set(errors) == {f"eval/{k}" for k in ("l1", "object_l1", "read_exactly", "video_l1", "video_read")}
+    assert errors["eval/read_exactly"] == errors["eval/video_read"] == 0.0
+    assert errors["eval/video_l1"] > 0.1 and errors["eval/object_l1"] > errors["eval/l1"]

@@ -87,11 +87,15 @@ def trial(pipe: TunaPipeline, metric: str, seed: int, i: int) -> Trial:
     prompt = caption(scene)
     frames = pipe.text_to_video(prompt, seed=i).frames
     detected = detect_video(frames)
-    ok = all(
+    return Trial(metric, prompt, prompt, describe(detected), video_matches(scene, detected), frames[len(frames) // 2])
+
+
+def video_matches(scene: Scene, detected: Scene) -> bool:
+    """Video direction success: every object drawn is found with its colour, shape, start cell and direction."""
+    return all(
         (hit := detected.find(o.color, o.shape)) is not None and hit.direction == o.direction and hit.cell == o.cell
         for o in scene.objects
     )
-    return Trial(metric, prompt, prompt, describe(detected), ok, frames[len(frames) // 2])
 
 
 def evaluate(
