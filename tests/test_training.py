@@ -11,13 +11,13 @@ from safetensors.torch import load_file
 
 from tuna_core.checkpoint import load_model, save_pretrained
 from tuna_core.config import TASK_GROUPS, ModelConfig, TrainConfig
-from tuna_core.data.world import render_image, sample_scene
+from tuna_core.data.world import render_image, render_video, sample_scene
 from tuna_core.layout import generation_layout
 from tuna_core.media import to_frames, to_pixels
 from tuna_core.model import SequenceBatch, TunaModel
 from tuna_core.train.common import get_lr
 from tuna_core.train.joint import train_joint
-from tuna_core.train.vae import held_out_errors, object_mask, object_weighted_l1, read_exactly
+from tuna_core.train.vae import held_out_errors, keyframe_video_path, object_mask, object_weighted_l1, read_exactly
 
 
 def test_lr_warms_up_decays_and_stays_at_the_floor():
@@ -151,3 +151,23 @@ def test_stage_one_reports_image_and_video_round_trips_and_an_untrained_vae_pass
     assert set(errors) == {f"eval/{k}" for k in ("l1", "object_l1", "read_exactly", "video_l1", "video_read")}
     assert errors["eval/read_exactly"] == errors["eval/video_read"] == 0.0
     assert errors["eval/video_l1"] > 0.1 and errors["eval/object_l1"] > errors["eval/l1"]
+
+
+def test_keyframe_video_path_keeps_images_exactly_and_makes_video_latents_keyframe_latents():
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(**ModelConfig.tiny().vae).eval()
+    rng = np.random.default_rng(0)
+    video = to_pixels(render_video(sample_scene(rng, video=True))[None])  # (1, 3, 17, 64, 64)
+    with torch.no_grad():
+        image_before = vae.decode(vae.encode(video[:, :, :1]).latent_dist.mode()).sample
+        keyframe_video_path(vae)
+        image_after = vae.decode(vae.encode(video[:, :, :1]).latent_dist.mode()).sample
+        latents = vae.encode(video).latent_dist.mode()  # (1, C, 5, 16, 16)
+        keyframes = vae.encode(video[0, :, ::4].transpose(0, 1)[:, :, None]).latent_dist.mode()  # frames 0, 4, …, 16
+        decoded = vae.decode(latents).sample
+        held = vae.decode(keyframes).sample  # each keyframe decoded as an image
+    assert torch.equal(image_before, image_after)
+    torch.testing.assert_close(latents[0].transpose(0, 1), keyframes[:, :, 0], atol=1e-4, rtol=1e-4)
+    for k in range(1, 5):  # latent frame k is shown for frames 4k-3 … 4k
+        for frame in range(4 * k - 3, 4 * k + 1):
+            torch.testing.assert_close(decoded[0, :, frame], held[k, :, 0], atol=1e-4, rtol=1e-4)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import AutoencoderKLWan
+from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d, WanResample
 from tqdm import tqdm
 
 from tuna_core.config import ModelConfig, TrainConfig
@@ -129,9 +130,33 @@ def train_vae(model_config: ModelConfig, cfg: TrainConfig, out: Path) -> Autoenc
             append_log(log, {"step": step + 1, **held_out_errors(vae, cfg.seed)})
             plot_losses(log, out / "vae_loss.png", "VAE stage (object-weighted L1 + KL)")
     vae.eval()
+    keyframe_video_path(vae)
     _set_latent_statistics(vae, cfg.seed)
     vae.save_pretrained(final, safe_serialization=True)
     return vae
+
+
+@torch.no_grad()
+def keyframe_video_path(vae: AutoencoderKLWan) -> None:
+    """Make the VAE's video path its image path on keyframes: latent frame k is the image latent of frame 4k,
+    and each decoded latent frame is held for the 4 frames it covers.
+
+    A Wan causal conv sees an image through the last tap of its temporal kernel alone (the earlier taps meet
+    the causal zero padding), so image training never shapes the earlier taps, and the temporal resamplers run
+    on videos only. Left at their random values, they scramble every frame after the first (docs/TRAINING.md:
+    0 of 50 video round trips read correctly). Zeroing the earlier taps and making the resamplers pick the
+    newest frame (encoder) or repeat it (decoder) leaves images bit for bit as they were.
+    """
+    time_convs = [m.time_conv for m in vae.modules() if isinstance(m, WanResample) and hasattr(m, "time_conv")]
+    for conv in time_convs:  # (out, in, 3, 1, 1): out = in (down) or 2·in (up: two output frames)
+        conv.weight.zero_()
+        conv.bias.zero_()
+        eye = torch.eye(conv.in_channels)
+        for frame in range(conv.out_channels // conv.in_channels):
+            conv.weight[frame * conv.in_channels : (frame + 1) * conv.in_channels, :, -1, 0, 0] = eye
+    for m in vae.modules():
+        if isinstance(m, WanCausalConv3d) and m.kernel_size[0] > 1 and all(m is not c for c in time_convs):
+            m.weight[:, :, :-1] = 0.0
 
 
 @torch.no_grad()
