@@ -131,6 +131,17 @@ def test_run_batch_reports_bad_lines_and_goes_on(tiny_checkpoint, inputs, tmp_pa
     assert all("seconds" in r for r in results.values())
 
 
+def test_eval_prints_the_table_and_writes_json_and_a_contact_sheet(tiny_checkpoint, tmp_path):
+    report_path, sheet = tmp_path / "r.json", tmp_path / "s.png"
+    done = tuna("eval", "--model", tiny_checkpoint, "--n", "1", "--json", report_path, "--sheet", sheet)
+    assert done.returncode == 0, done.stderr
+    assert "| t2i |" in done.stdout and "≥ 0.85" in done.stdout
+    report = json.loads(report_path.read_text())
+    assert set(report["metrics"]) == {"t2i", "image_qa", "caption", "edit", "video_direction", "video_qa"}
+    assert all(0.0 <= row["accuracy"] <= 1.0 for row in report["metrics"].values())
+    assert Image.open(sheet).size[0] > 64
+
+
 def test_info_counts_parameters_of_a_full_size_preset():
     run = tuna("info", "--preset", "tuna-1.5b", "--json")
     assert run.returncode == 0, run.stderr

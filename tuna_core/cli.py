@@ -193,7 +193,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from tuna_core.eval.evaluate import evaluate, format_table
 
     pipe = load_pipeline(args)
-    report = evaluate(pipe, n=args.n, seed=args.seed)
+    report = evaluate(pipe, n=args.n, seed=args.seed, contact_sheet=args.sheet)
     print(format_table(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
@@ -287,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=100, help="examples per task")
     p.add_argument("--seed", type=int, default=12345, help="evaluation seed (never used in training)")
     p.add_argument("--json", type=Path, default=None, help="also write the report here")
+    p.add_argument("--sheet", type=Path, default=None, help="save a PNG of generations with ✓/✗ here")
     p.set_defaults(handler=cmd_eval)
 
     p = sub.add_parser("bench", help="CPU/GPU latency of each task at default settings")
