@@ -1,8 +1,8 @@
 """The app in a real browser: Chromium (Debian's) driven by Playwright runs every tab once and rates results.
 
 Screenshots of each step go to the pytest tmp folder; with TUNA_SCREENSHOTS_DIR set (the README's
-come from `TUNA_SCREENSHOTS_DIR=docs/screenshots`) they are also copied there, so a plain test run
-never changes the repository.
+come from `TUNA_SCREENSHOTS_DIR=docs/screenshots`) they are also copied there, taken on the bundled
+model when it is there, so a plain test run never changes the repository.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from conftest import running_app
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tuna_core.annotations import AnnotationStore
+from tuna_core.config import BUNDLED_MODEL
 from tuna_core.media import load_image
 from tuna_core.pipeline import TunaPipeline
 
@@ -40,10 +41,19 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
+def shown(tiny_pipeline: TunaPipeline) -> tuple[TunaPipeline, list[str]]:
+    """The model the app serves and the notes it shows: random tiny weights with their note, or, when README
+    screenshots are being taken and the bundled model is there, that model (what a user gets)."""
+    if os.environ.get("TUNA_SCREENSHOTS_DIR") and (BUNDLED_MODEL / "config.json").is_file():
+        return TunaPipeline.from_pretrained(BUNDLED_MODEL), []
+    return tiny_pipeline, [NOTE]
+
+
+@pytest.fixture(scope="module")
 def served(
-    tiny_pipeline: TunaPipeline, tmp_path_factory: pytest.TempPathFactory
+    shown: tuple[TunaPipeline, list[str]], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[AnnotationStore, str]]:
-    with running_app(tiny_pipeline, tmp_path_factory.mktemp("data"), notes=[NOTE]) as served:
+    with running_app(shown[0], tmp_path_factory.mktemp("data"), notes=shown[1]) as served:
         yield served
 
 
@@ -59,7 +69,7 @@ def page(served: tuple[AnnotationStore, str]) -> Iterator[Page]:
 
 
 def test_every_tab_runs_in_the_browser_and_results_can_be_rated(
-    page: Page, served: tuple[AnnotationStore, str], tiny_pipeline: TunaPipeline, tmp_path: Path
+    page: Page, served: tuple[AnnotationStore, str], shown: tuple[TunaPipeline, list[str]], tmp_path: Path
 ) -> None:
     store = served[0]
     shots = tmp_path / "screenshots"
@@ -76,17 +86,19 @@ def test_every_tab_runs_in_the_browser_and_results_can_be_rated(
         panel.get_by_role("button", name="Save rating").click()
         panel.get_by_text(f"({score}/5).").wait_for()
 
-    # Header: what TUNA is, which model is loaded, and the random-weights note.
+    # Header: what TUNA is, which model is loaded, and the random-weights note when there is one.
     page.get_by_text("is a native unified multimodal model").wait_for()
-    page.get_by_text("tiny-random", exact=True).wait_for()
-    page.get_by_text(NOTE).wait_for()
+    pipe, notes = shown
+    page.get_by_text(pipe.model_id, exact=True).wait_for()
+    for note in notes:
+        page.get_by_text(note).wait_for()
     page.locator("#annotator").get_by_role("textbox").fill("browser-annotator")
     snap("01-home")
 
     # Chat: one click on an example streams the model's answer about the example image.
     chat = page.locator("#tab-chat")
     chat.get_by_text("What color is the circle?").first.click()
-    expected = tiny_pipeline.chat(
+    expected = pipe.chat(
         [{"role": "user", "content": "What color is the circle?"}],
         [load_image(ROOT / "assets" / "examples" / "red_circle_blue_square.png")],
     )
@@ -98,7 +110,7 @@ def test_every_tab_runs_in_the_browser_and_results_can_be_rated(
         {"role": "assistant", "content": expected},
         {"role": "user", "content": "Describe the image."},
     ]
-    expected = tiny_pipeline.chat(follow_up, [load_image(ROOT / "assets" / "examples" / "red_circle_blue_square.png")])
+    expected = pipe.chat(follow_up, [load_image(ROOT / "assets" / "examples" / "red_circle_blue_square.png")])
     chat.get_by_role("textbox").first.fill("Describe the image.")
     chat.get_by_role("textbox").first.press("Enter")
     expect(answers).to_have_count(2)
