@@ -53,6 +53,7 @@ def test_a_64px_image_is_a_16x16_latent_and_64_visual_tokens_in_llm_width(model)
 def test_a_17_frame_video_is_5_latent_frames_of_64_tokens(model):
     assert model.config.latent_grid(17, 64, 64) == (5, 16, 16)
     assert model.config.token_grid(17, 64, 64) == (5, 8, 8)
+    assert model.config.latent_token_grid((5, 16, 16)) == (5, 8, 8) and model.config.latent_tokens((5, 16, 16)) == 320
 
 
 def test_video_frames_fold_into_the_batch_and_concatenate(model):

@@ -132,9 +132,15 @@ class ModelConfig:
     def num_visual_tokens(self, frames: int, height: int, width: int) -> int:
         return math.prod(self.token_grid(frames, height, width))
 
+    def latent_token_grid(self, latent_grid: Sequence[int]) -> tuple[int, int, int]:
+        """Visual token grid of a (T', h, w) latent: one token per p×p latent patch."""
+        frames, h, w = latent_grid
+        p = self.latent_patch
+        return frames, h // p, w // p
+
     def latent_tokens(self, latent_grid: Sequence[int]) -> int:
-        """Visual tokens of a (T', h, w) latent: one per p×p latent patch."""
-        return math.prod(latent_grid) // self.latent_patch**2
+        """Visual tokens of a (T', h, w) latent."""
+        return math.prod(self.latent_token_grid(latent_grid))
 
     # -- presets ----------------------------------------------------------------------------
     @classmethod

@@ -165,11 +165,9 @@ class TunaModel(nn.Module):
 
     def velocity(self, hidden: torch.Tensor, t: torch.Tensor, latent_grid: Sequence[int]) -> torch.Tensor:
         """Flow head on the target span's hidden states (B, N, D) → latent velocity (B, C, T, h, w)."""
-        p = self.config.latent_patch
-        frames, h, w = latent_grid
-        grid = (frames, h // p, w // p)
+        grid = self.config.latent_token_grid(latent_grid)
         v = self.flow_head(hidden, t, rope_ids_3d(*grid).to(hidden.device))  # (B, N, C·p·p)
-        return unpatchify(v, p, grid).float()
+        return unpatchify(v, self.config.latent_patch, grid).float()
 
     # -- training ---------------------------------------------------------------------------------
     def forward(
