@@ -10,6 +10,7 @@ from diffusers import AutoencoderKLWan
 from safetensors.torch import load_file
 
 from tuna_core.checkpoint import load_model, save_pretrained
+from tuna_core.cli import build_parser, train_configs
 from tuna_core.config import TASK_GROUPS, ModelConfig, TrainConfig
 from tuna_core.data.world import render_image, render_video, sample_scene
 from tuna_core.layout import generation_layout
@@ -33,6 +34,21 @@ def test_every_recipe_sees_as_many_samples_per_step_as_joint(group):
     batches = cfg.task_batches()
     assert set(batches) == set(TASK_GROUPS[group])
     assert sum(batches.values()) == pytest.approx(sum(cfg.batch.values()), abs=len(batches))
+
+
+@pytest.mark.parametrize(
+    ("flags", "tasks", "representation"),
+    [
+        ([], TrainConfig.tasks, "unified"),
+        (["--tasks", "understanding"], TASK_GROUPS["understanding"], "unified"),
+        (["--tasks", "generation", "--representation", "decoupled"], TASK_GROUPS["generation"], "decoupled"),
+    ],
+)
+def test_train_command_line_reaches_the_recipe(flags, tasks, representation, tmp_path):
+    args = build_parser().parse_args(["train", "--out", str(tmp_path), "--steps", "7", *flags])
+    model_config, cfg = train_configs(args)
+    assert cfg.tasks == tasks and cfg.steps == 7
+    assert model_config.representation == representation
 
 
 def test_unknown_task_is_named():

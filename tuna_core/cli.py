@@ -8,6 +8,7 @@ stderr — never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -164,18 +165,21 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from tuna_core.train.joint import train_joint
-    from tuna_core.train.vae import train_vae
-
-    cfg = TrainConfig()
+def train_configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
+    """The model and recipe a `train` command line asks for: the defaults plus its flags."""
     overrides = {
         k: v for k, v in (("steps", args.steps), ("vae_steps", args.vae_steps), ("seed", args.seed)) if v is not None
     }
-    cfg = dataclasses.replace(cfg, **overrides)
-    model_config = ModelConfig.preset(args.preset)
+    cfg = dataclasses.replace(TrainConfig(), tasks=TASK_GROUPS[args.tasks], **overrides)
+    model_config = dataclasses.replace(ModelConfig.preset(args.preset), representation=args.representation)
+    return model_config, cfg
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tuna_core.train.joint import train_joint
+    from tuna_core.train.vae import train_vae
+
+    model_config, cfg = train_configs(args)
     args.out.mkdir(parents=True, exist_ok=True)
     memory_method = None
     if args.memory_budget:
