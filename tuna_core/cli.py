@@ -204,6 +204,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ablations(args: argparse.Namespace) -> int:
+    from tuna_core.eval.ablations import format_ablations, plot_ablations, score_run
+
+    scores = [score_run(run, n=args.n, seed=args.seed) for run in args.runs]
+    print(format_ablations(scores))
+    if args.json:
+        args.json.write_text(json.dumps(scores, indent=2) + "\n")
+    if args.plot:
+        plot_ablations(scores, args.plot)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from tuna_core.bench import run_bench
 
@@ -293,6 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, default=None, help="also write the report here")
     p.add_argument("--sheet", type=Path, default=None, help="save a PNG of generations with ✓/✗ here")
     p.set_defaults(handler=cmd_eval)
+
+    p = sub.add_parser("ablations", help="held-out losses and accuracy of equal-compute `train` runs")
+    p.add_argument("runs", type=Path, nargs="+", help="`train --out` folders (each scored on the tasks it trained)")
+    p.add_argument("--n", type=int, default=50, help="eval examples per task")
+    p.add_argument("--seed", type=int, default=12345, help="evaluation seed (never used in training)")
+    p.add_argument("--json", type=Path, default=None, help="also write the scores here")
+    p.add_argument("--plot", type=Path, default=None, help="save a bar chart of held-out losses here")
+    p.set_defaults(handler=cmd_ablations)
 
     p = sub.add_parser("bench", help="CPU/GPU latency of each task at default settings")
     _model_args(p)
