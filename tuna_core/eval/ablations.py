@@ -54,15 +54,18 @@ def score_run(run: Path, *, n: int, seed: int) -> dict[str, Any]:
 
 
 def format_ablations(scores: list[dict[str, Any]]) -> str:
-    """Markdown: one row per run, a held-out loss and an accuracy column per task; — where not trained."""
-    head = ["run", "representation", "steps"]
-    head += [f"{t} loss" for t in TASKS] + [f"{METRIC_OF[t]} acc" for t in TASKS]
-    rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    for s in scores:
-        cells = [s["run"], s["representation"], str(s["steps"])]
-        cells += [f"{s['loss'][t]:.3f}" if t in s["loss"] else "—" for t in TASKS]
-        cells += [f"{s['accuracy'][t]:.2f}" if t in s["accuracy"] else "—" for t in TASKS]
-        rows.append("| " + " | ".join(cells) + " |")
+    """Markdown: a column per run; a held-out loss row and an accuracy row per task; — where not trained."""
+    rows = [
+        "| | " + " | ".join(s["run"] for s in scores) + " |",
+        "| --- |" + " --- |" * len(scores),
+        "| representation | " + " | ".join(s["representation"] for s in scores) + " |",
+        "| steps | " + " | ".join(str(s["steps"]) for s in scores) + " |",
+    ]
+    for kind, label, fmt in (("loss", "held-out {} loss", ".3f"), ("accuracy", "{} accuracy", ".2f")):
+        for t in TASKS:
+            name = label.format(t if kind == "loss" else METRIC_OF[t])
+            cells = [format(s[kind][t], fmt) if t in s[kind] else "—" for s in scores]
+            rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
