@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from tuna_core.checkpoint import load_model
+from tuna_core.config import TASK_GROUPS, TrainConfig
 from tuna_core.eval.evaluate import evaluate
-from tuna_core.eval.heldout import TASKS, held_out_losses
+from tuna_core.eval.heldout import held_out_losses
 from tuna_core.pipeline import TunaPipeline
 from tuna_core.train.common import read_log
 
+TASKS = TrainConfig.tasks
 # The `eval` metric that judges each training task's output.
 METRIC_OF = {
     "t2i": "t2i",
@@ -81,7 +83,9 @@ def plot_ablations(scores: list[dict[str, Any]], path: Path) -> None:
     for k, s in enumerate(scores):
         xs = [i + (k - (len(scores) - 1) / 2) * width for i, t in enumerate(TASKS) if t in s["loss"]]
         ax.bar(xs, [s["loss"][t] for t in TASKS if t in s["loss"]], width, label=s["run"])
-    ax.set_xticks(range(len(TASKS)), [f"{t}\n({'flow MSE' if t in ('t2i', 'edit', 't2v') else 'CE'})" for t in TASKS])
+    ax.set_xticks(
+        range(len(TASKS)), [f"{t}\n({'flow MSE' if t in TASK_GROUPS['generation'] else 'CE'})" for t in TASKS]
+    )
     ax.set_ylabel("held-out loss (lower is better)")
     ax.set_title(f"equal-compute ablations, {scores[0]['steps']} steps each")
     top = max(v for s in scores for v in s["loss"].values())

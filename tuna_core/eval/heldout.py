@@ -11,16 +11,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from tuna_core.config import TASK_GROUPS, TrainConfig
 from tuna_core.data.tasks import sample_edit
 from tuna_core.data.world import render_image, render_video, sample_scene
 from tuna_core.media import to_pixels
 from tuna_core.model import TunaModel
 from tuna_core.tokenizer import TunaTokenizer
 from tuna_core.train.cache import LatentCache
-from tuna_core.train.joint import make_batch
+from tuna_core.train.joint import task_losses
 
 HELDOUT_NS = 1001  # seed namespace no training stream (nor `eval`'s items) uses
-TASKS = ("t2i", "caption", "qa", "edit", "t2v", "video_qa")
 
 
 @torch.no_grad()
@@ -55,7 +55,7 @@ def held_out_losses(
     images: int = 64,
     videos: int = 16,
     draws: int = 4,
-    tasks: tuple[str, ...] = TASKS,
+    tasks: tuple[str, ...] = TrainConfig.tasks,
 ) -> dict[str, float]:
     """Mean loss per task ("t2i" → its flow MSE, "qa" → its token CE …) over `draws` fixed batches.
 
@@ -67,13 +67,10 @@ def held_out_losses(
     losses: dict[str, float] = {}
     for k, task in enumerate(tasks):
         size = videos if task in ("t2v", "video_qa") else images
+        name = "flow" if task in TASK_GROUPS["generation"] else "text"
         total = 0.0
         for draw in range(draws):
             rng = np.random.default_rng([seed, HELDOUT_NS, k, draw])
-            batch, clean, target = make_batch(task, size, data, tok, rng, 0.0, model.config)
-            gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-            dev = model.device
-            out = model(batch.to(dev), [c.to(dev) for c in clean], None if target is None else target.to(dev), gen)
-            total += float(out["flow" if target is not None else "text"])
+            total += float(task_losses(model, task, size, data, tok, rng, 0.0, model.config, model.device)[name])
         losses[task] = total / draws
     return losses

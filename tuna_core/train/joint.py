@@ -75,6 +75,25 @@ def make_batch(
     return SequenceBatch.from_layouts(layouts), [latents], None
 
 
+def task_losses(
+    model: torch.nn.Module,
+    task: str,
+    size: int,
+    cache: LatentCache,
+    tok: TunaTokenizer,
+    rng: np.random.Generator,
+    dropout: float,
+    config: ModelConfig,
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
+    """One micro-batch's unweighted losses; its samples, texts, noise and t are all drawn from `rng`,
+    so training (and the held-out losses of tuna_core.eval.heldout) replay exactly."""
+    batch, clean, target = make_batch(task, size, cache, tok, rng, dropout, config)
+    gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    target = None if target is None else target.to(device)
+    return model(batch.to(device), [c.to(device) for c in clean], target, gen)
+
+
 class EMA:
     """Exponential moving average of the trainable weights, kept in float32."""
 
@@ -144,10 +163,7 @@ def train_joint(
         record: dict[str, float] = {}
         for k, (task, size) in enumerate(batches.items()):
             rng = step_rng(cfg.seed, step * len(batches) + k, accelerator.process_index)
-            batch, clean, target = make_batch(task, size, cache, tok, rng, cfg.caption_dropout, config)
-            gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-            dev = accelerator.device
-            losses = model(batch.to(dev), [c.to(dev) for c in clean], None if target is None else target.to(dev), gen)
+            losses = task_losses(model, task, size, cache, tok, rng, cfg.caption_dropout, config, accelerator.device)
             loss = cfg.flow_weight * losses.get("flow", 0.0) + cfg.text_weight * losses.get("text", 0.0)
             accelerator.backward(loss)
             record |= {f"loss/{task}_{name}": v.item() for name, v in losses.items()}
