@@ -65,7 +65,8 @@ def held_out_losses(
     model.eval()
     data = held_out_set(model, seed, images, videos)
     losses: dict[str, float] = {}
-    for k, task in enumerate(tasks):
+    for task in tasks:
+        k = TrainConfig.tasks.index(task)  # not its place in `tasks`: a subset scores the same draws
         size = videos if task in ("t2v", "video_qa") else images
         name = "flow" if task in TASK_GROUPS["generation"] else "text"
         total = 0.0
