@@ -67,6 +67,9 @@ class BlankPipeline(OraclePipeline):
 def test_an_oracle_scores_one_on_every_metric(tmp_path):
     report = evaluate(OraclePipeline(), n=12, seed=7, contact_sheet=tmp_path / "sheet.png")
     assert {m: r["accuracy"] for m, r in report["metrics"].items()} == {m: 1.0 for m in METRICS}
+    for metric in ("t2i", "edit", "video_direction"):
+        assert report["metrics"][metric]["objects_placed"] == report["metrics"][metric]["objects_exact"] == 1.0
+    assert report["metrics"]["image_qa"]["objects_placed"] is None  # answers name no objects to draw
     assert (tmp_path / "sheet.png").stat().st_size > 0
 
 
@@ -74,6 +77,23 @@ def test_a_blank_model_scores_low_and_its_failures_are_listed():
     report = evaluate(BlankPipeline(), n=12, seed=7)
     assert all(r["accuracy"] <= 0.25 for r in report["metrics"].values())
     assert report["metrics"]["t2i"]["failures"][0]["got"] == "no shapes on a gray background"
+    assert report["metrics"]["t2i"]["objects_placed"] == 0.0
+
+
+class ShapeBlindPipeline(OraclePipeline):
+    """Draws every object in its colour at its cell, but always as a square."""
+
+    def text_to_image(self, prompt: str, seed: int = 0) -> Output:
+        scene = scene_of(prompt)
+        squares = tuple(ShapeObject("square", o.color, o.size, o.cell) for o in scene.objects)
+        return Output(images=[Image.fromarray(render_image(Scene(scene.background, squares)))])
+
+
+def test_objects_placed_counts_colour_at_cell_and_objects_exact_also_the_shape():
+    report = evaluate(ShapeBlindPipeline(), n=20, seed=3, metrics=("t2i",))["metrics"]["t2i"]
+    assert report["objects_placed"] == 1.0
+    assert 0.0 < report["objects_exact"] < 1.0  # exactly the squares asked for
+    assert report["accuracy"] < 1.0
 
 
 def test_evaluation_items_are_the_same_for_the_same_seed_and_differ_across_seeds():
@@ -85,8 +105,13 @@ def test_evaluation_items_are_the_same_for_the_same_seed_and_differ_across_seeds
 
 
 def test_table_shows_accuracy_against_target():
-    report = {"model": "m", "n": 4, "seed": 0, "metrics": {"t2i": {"accuracy": 0.5, "target": 0.85}}}
-    assert "| t2i | 0.500 | ≥ 0.85 |" in format_table(report)
+    rows = {
+        "t2i": {"accuracy": 0.5, "target": 0.85, "objects_placed": 0.75, "objects_exact": 0.625},
+        "caption": {"accuracy": 0.25, "target": None, "objects_placed": None, "objects_exact": None},
+    }
+    table = format_table({"model": "m", "n": 4, "seed": 0, "metrics": rows})
+    assert "| t2i | 0.500 | ≥ 0.85 | 0.750 | 0.625 |" in table
+    assert "| caption | 0.250 | — | — | — |" in table
 
 
 def test_a_video_matches_its_scene_only_played_forwards():

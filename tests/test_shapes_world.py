@@ -173,6 +173,21 @@ def test_prompt_spec_rejects_wrong_scenes() -> None:
     moved = apply_edit(SPEC_SCENE, "move the red circle to the top")
     assert not spec.matches(moved)
     assert not spec.matches(Scene("white", SPEC_SCENE.objects))
+
+
+def test_object_hits_give_partial_credit_for_colour_at_cell_and_for_exact_objects() -> None:
+    spec = parse_prompt(SPEC_CAPTION)
+    circle, square, triangle = SPEC_SCENE.objects[1], SPEC_SCENE.objects[2], SPEC_SCENE.objects[0]
+    assert spec.object_hits(SPEC_SCENE) == (3, 3)
+    reshaped = SPEC_SCENE.replace(circle, obj("triangle", "red", "large", TL))  # right colour and cell
+    assert spec.object_hits(reshaped) == (3, 2)
+    resized = SPEC_SCENE.replace(square, obj("square", "blue", "large", CENTER))  # the caption names the size
+    assert spec.object_hits(resized) == (3, 2)
+    moved = SPEC_SCENE.replace(triangle, obj("triangle", "yellow", "small", BOTTOM))  # wrong cell
+    assert spec.object_hits(moved) == (2, 2)
+    assert spec.object_hits(Scene("black", ())) == (0, 0)
+    extra = Scene("white", (*SPEC_SCENE.objects, obj("circle", "green", "small", BOTTOM)))
+    assert spec.object_hits(extra) == (3, 3) and not spec.matches(extra)  # extras and background cost nothing here
     assert not spec.matches(Scene("black", (*SPEC_SCENE.objects, obj("square", "red", "small", TOP))))
 
 

@@ -400,6 +400,11 @@ class PromptObject:
     size: str | None = None
     direction: str | None = None
 
+    def admits(self, obj: ShapeObject) -> bool:
+        """True when `obj` is this object: shape, colour, cell and motion, and size where named."""
+        same = (obj.shape, obj.color, obj.cell, obj.direction) == (self.shape, self.color, self.cell, self.direction)
+        return same and self.size in (None, obj.size)
+
 
 @dataclass(frozen=True)
 class PromptSpec:
@@ -416,19 +421,19 @@ class PromptSpec:
             return False
         remaining = list(scene.objects)
         for want in self.objects:
-            hit = next(
-                (
-                    o
-                    for o in remaining
-                    if (o.shape, o.color, o.cell, o.direction) == (want.shape, want.color, want.cell, want.direction)
-                    and want.size in (None, o.size)
-                ),
-                None,
-            )
+            hit = next((o for o in remaining if want.admits(o)), None)
             if hit is None:
                 return False
             remaining.remove(hit)
         return True
+
+    def object_hits(self, scene: Scene) -> tuple[int, int]:
+        """(placed, exact): how many named objects `scene` shows in their colour at their cell (any
+        shape), and how many it shows exactly. Partial credit that moves while a young model's
+        strict `matches` is still always False; extra objects and the background are not counted."""
+        placed = sum(any((o.color, o.cell) == (w.color, w.cell) for o in scene.objects) for w in self.objects)
+        exact = sum(any(w.admits(o) for o in scene.objects) for w in self.objects)
+        return placed, exact
 
 
 def parse_prompt(text: str) -> PromptSpec:

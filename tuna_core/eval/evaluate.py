@@ -9,6 +9,10 @@ exact match with the oracle, pictures by the pixel detector (tuna_core.eval.dete
 - edit: the result is exactly the expected scene (caption of detected == caption of target).
 - video direction (t2v): every named object found, moving the named way (or still).
 - image QA, caption, video QA: exact string match.
+
+The picture metrics also count objects, for partial credit while strict success is still rare:
+of all objects the prompts name, the share drawn in their colour at their cell (any shape:
+"placed") and the share drawn exactly as named ("exact").
 """
 
 from __future__ import annotations
@@ -22,7 +26,16 @@ import numpy as np
 from tqdm import tqdm
 
 from tuna_core.data.tasks import DESCRIBE_IMAGE, sample_edit, sample_question, sample_video_question
-from tuna_core.data.world import Scene, caption, parse_prompt, prompt_for, render_image, render_video, sample_scene
+from tuna_core.data.world import (
+    PromptSpec,
+    Scene,
+    caption,
+    parse_prompt,
+    prompt_for,
+    render_image,
+    render_video,
+    sample_scene,
+)
 from tuna_core.eval.detector import detect_scene, detect_video
 from tuna_core.pipeline import TunaPipeline
 
@@ -41,6 +54,11 @@ class Trial:
     got: str
     correct: bool
     image: np.ndarray | None = None
+    hits: tuple[int, int, int] = (0, 0, 0)  # objects named, placed, exact (pictures only)
+
+
+def _hits(spec: PromptSpec, got: Scene) -> tuple[int, int, int]:
+    return (len(spec.objects), *spec.object_hits(got))
 
 
 def describe(scene: Scene) -> str:
@@ -66,8 +84,8 @@ def trial(pipe: TunaPipeline, metric: str, seed: int, i: int) -> Trial:
         scene = sample_scene(rng)
         prompt = prompt_for(scene, rng, 0.3, 0.3)
         image = np.asarray(pipe.text_to_image(prompt, seed=i).images[0])
-        got = detect_scene(image)
-        return Trial(metric, prompt, prompt, describe(got), parse_prompt(prompt).matches(got), image)
+        got, spec = detect_scene(image), parse_prompt(prompt)
+        return Trial(metric, prompt, prompt, describe(got), spec.matches(got), image, _hits(spec, got))
     if metric in ("image_qa", "caption"):
         scene = sample_scene(rng)
         question, answer = sample_question(scene, rng) if metric == "image_qa" else (DESCRIBE_IMAGE, caption(scene))
@@ -77,8 +95,9 @@ def trial(pipe: TunaPipeline, metric: str, seed: int, i: int) -> Trial:
         scene = sample_scene(rng)
         instruction, target = sample_edit(scene, rng)
         image = np.asarray(pipe.edit(render_image(scene, size), instruction, seed=i).images[0])
-        got = describe(detect_scene(image))
-        return Trial(metric, f"{caption(scene)} | {instruction}", caption(target), got, got == caption(target), image)
+        detected, want = detect_scene(image), caption(target)
+        got, hits = describe(detected), _hits(parse_prompt(want), detected)
+        return Trial(metric, f"{caption(scene)} | {instruction}", want, got, got == want, image, hits)
     scene = sample_scene(rng, video=True)
     if metric == "video_qa":
         question, answer = sample_video_question(scene, rng)
@@ -87,7 +106,10 @@ def trial(pipe: TunaPipeline, metric: str, seed: int, i: int) -> Trial:
     prompt = caption(scene)
     frames = pipe.text_to_video(prompt, seed=i).frames
     detected = detect_video(frames)
-    return Trial(metric, prompt, prompt, describe(detected), video_matches(scene, detected), frames[len(frames) // 2])
+    hits = _hits(parse_prompt(prompt), detected)
+    return Trial(
+        metric, prompt, prompt, describe(detected), video_matches(scene, detected), frames[len(frames) // 2], hits
+    )
 
 
 def video_matches(scene: Scene, detected: Scene) -> bool:
@@ -115,9 +137,12 @@ def evaluate(
             if on_trial:
                 on_trial(t)
         shown += [t for t in trials if t.image is not None][:8]
+        named, placed, exact = (sum(column) for column in zip(*(t.hits for t in trials), strict=True))
         report["metrics"][metric] = {
             "accuracy": sum(t.correct for t in trials) / n,
             "target": TARGETS.get(metric),
+            "objects_placed": placed / named if named else None,
+            "objects_exact": exact / named if named else None,
             "failures": [vars(t) | {"image": None} for t in trials if not t.correct][:5],
         }
     if contact_sheet is not None and shown:
@@ -127,10 +152,15 @@ def evaluate(
 
 def format_table(report: dict[str, Any]) -> str:
     lines = [f"Shapes World evaluation — {report['model']} (n={report['n']} per task, seed {report['seed']})", ""]
-    lines += ["| task | accuracy | target |", "| --- | --- | --- |"]
+    lines += ["| task | accuracy | target | objects placed | objects exact |", "| --- | --- | --- | --- | --- |"]
+
+    def cell(value: float | None, fmt: str) -> str:
+        return "—" if value is None else fmt.format(value)
+
     for metric, row in report["metrics"].items():
-        target = "—" if row["target"] is None else f"≥ {row['target']:.2f}"
-        lines.append(f"| {metric} | {row['accuracy']:.3f} | {target} |")
+        target = cell(row["target"], "≥ {:.2f}")
+        placed, exact = (cell(row.get(k), "{:.3f}") for k in ("objects_placed", "objects_exact"))
+        lines.append(f"| {metric} | {row['accuracy']:.3f} | {target} | {placed} | {exact} |")
     return "\n".join(lines)
 
 
