@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from tuna_core.data.world import render_image, render_video, sample_scene
+from tuna_core.eval.evaluate import METRICS
 from tuna_core.media import png_settings, save_mp4
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,6 +141,16 @@ def test_eval_prints_the_table_and_writes_json_and_a_contact_sheet(tiny_checkpoi
     assert set(report["metrics"]) == {"t2i", "image_qa", "caption", "edit", "video_direction", "video_qa"}
     assert all(0.0 <= row["accuracy"] <= 1.0 for row in report["metrics"].values())
     assert Image.open(sheet).size[0] > 64
+
+
+def test_eval_runs_only_the_metrics_asked_for_and_names_an_unknown_one(tiny_checkpoint, tmp_path):
+    report_path = tmp_path / "r.json"
+    done = tuna("eval", "--model", tiny_checkpoint, "--n", "1", "--metrics", "caption", "t2i", "--json", report_path)
+    assert done.returncode == 0, done.stderr
+    assert list(json.loads(report_path.read_text())["metrics"]) == ["caption", "t2i"]
+    bad = tuna("eval", "--model", tiny_checkpoint, "--n", "1", "--metrics", "t2v")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == ["error: unknown metric 't2v'; choose from " + ", ".join(METRICS)]
 
 
 def test_info_counts_parameters_of_a_full_size_preset():

@@ -197,7 +197,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from tuna_core.eval.evaluate import evaluate, format_table
 
     pipe = load_pipeline(args)
-    report = evaluate(pipe, n=args.n, seed=args.seed, contact_sheet=args.sheet)
+    metrics = {} if args.metrics is None else {"metrics": tuple(args.metrics)}
+    report = evaluate(pipe, n=args.n, seed=args.seed, contact_sheet=args.sheet, **metrics)
     print(format_table(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
@@ -304,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=12345, help="evaluation seed (never used in training)")
     p.add_argument("--json", type=Path, default=None, help="also write the report here")
     p.add_argument("--sheet", type=Path, default=None, help="save a PNG of generations with ✓/✗ here")
+    p.add_argument("--metrics", nargs="+", default=None, metavar="METRIC", help="only these (default: all six)")
     p.set_defaults(handler=cmd_eval)
 
     p = sub.add_parser("ablations", help="held-out losses and accuracy of equal-compute `train` runs")

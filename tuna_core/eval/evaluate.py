@@ -129,6 +129,8 @@ def evaluate(
     on_trial: Callable[[Trial], None] | None = None,
 ) -> dict[str, Any]:
     """Accuracy per metric over `n` items each; optionally save a contact sheet of generations."""
+    if unknown := [m for m in metrics if m not in METRICS]:
+        raise ValueError(f"unknown metric {', '.join(map(repr, unknown))}; choose from {', '.join(METRICS)}")
     report: dict[str, Any] = {"model": pipe.model_id, "n": n, "seed": seed, "metrics": {}}
     shown: list[Trial] = []
     for metric in metrics:
