@@ -194,11 +194,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from tuna_core.eval.evaluate import evaluate, format_table
+    from tuna_core.eval.evaluate import METRICS, evaluate, format_table
 
     pipe = load_pipeline(args)
-    metrics = {} if args.metrics is None else {"metrics": tuple(args.metrics)}
-    report = evaluate(pipe, n=args.n, seed=args.seed, contact_sheet=args.sheet, **metrics)
+    metrics = tuple(args.metrics) if args.metrics else METRICS
+    report = evaluate(pipe, n=args.n, seed=args.seed, metrics=metrics, contact_sheet=args.sheet)
     print(format_table(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

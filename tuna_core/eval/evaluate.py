@@ -161,7 +161,7 @@ def format_table(report: dict[str, Any]) -> str:
 
     for metric, row in report["metrics"].items():
         target = cell(row["target"], "≥ {:.2f}")
-        placed, exact = (cell(row.get(k), "{:.3f}") for k in ("objects_placed", "objects_exact"))
+        placed, exact = (cell(row[k], "{:.3f}") for k in ("objects_placed", "objects_exact"))
         lines.append(f"| {metric} | {row['accuracy']:.3f} | {target} | {placed} | {exact} |")
     return "\n".join(lines)
 
