@@ -38,6 +38,7 @@ from tuna_core.data.world import (
 T = TypeVar("T")
 
 TASKS: tuple[str, ...] = ("caption", "qa", "video_qa", "t2i", "t2v", "edit")
+VIDEO_TASKS = frozenset({"video_qa", "t2v"})  # the tasks whose scenes are 17-frame clips
 PARAPHRASE_P = 0.25  # generation prompts: share of paraphrases (the rest are canonical)
 DROP_SIZE_P = 0.15  # canonical generation prompts: chance to leave out each object's size
 DROP_BACKGROUND_P = 0.15  # ... and the background phrase
@@ -322,7 +323,7 @@ def make_example(task: str, rng: np.random.Generator, size: int = 64) -> Example
     """Sample a scene for `task` and render what the trainer needs (see `Example`)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
-    video = task in ("video_qa", "t2v")
+    video = task in VIDEO_TASKS
     scene = sample_scene(rng, video=video)
     if task == "caption":
         return Example(task, scene, DESCRIBE_IMAGE, caption(scene), image=render_image(scene, size))

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from tuna_core.config import TASK_GROUPS, TrainConfig
-from tuna_core.data.tasks import sample_edit
+from tuna_core.data.tasks import VIDEO_TASKS, sample_edit
 from tuna_core.data.world import render_image, render_video, sample_scene
 from tuna_core.media import to_pixels
 from tuna_core.model import TunaModel
@@ -67,7 +67,7 @@ def held_out_losses(
     losses: dict[str, float] = {}
     for task in tasks:
         k = TrainConfig.tasks.index(task)  # not its place in `tasks`: a subset scores the same draws
-        size = videos if task in ("t2v", "video_qa") else images
+        size = videos if task in VIDEO_TASKS else images
         name = "flow" if task in TASK_GROUPS["generation"] else "text"
         total = 0.0
         for draw in range(draws):

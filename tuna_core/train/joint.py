@@ -25,7 +25,14 @@ from tqdm import tqdm
 
 from tuna_core.checkpoint import save_pretrained
 from tuna_core.config import ModelConfig, TrainConfig
-from tuna_core.data.tasks import DESCRIBE_IMAGE, generation_prompt, sample_question, sample_video_question, vocabulary
+from tuna_core.data.tasks import (
+    DESCRIBE_IMAGE,
+    VIDEO_TASKS,
+    generation_prompt,
+    sample_question,
+    sample_video_question,
+    vocabulary,
+)
 from tuna_core.data.world import caption
 from tuna_core.layout import editing_layout, generation_layout, understanding_layout
 from tuna_core.model import SequenceBatch, TunaModel
@@ -56,7 +63,7 @@ def make_batch(
         n = config.latent_tokens(cache.images.shape[2:])
         layouts = [editing_layout(sp, n, keep(cache.edits[i][0]), n) for i in idx]
         return SequenceBatch.from_layouts(layouts), [cache.images[idx].float()], cache.edit_targets[idx].float()
-    video = task in ("t2v", "video_qa")
+    video = task in VIDEO_TASKS
     pool, pool_scenes = (cache.videos, cache.video_scenes) if video else (cache.images, cache.image_scenes)
     idx = rng.integers(len(pool), size=size)
     scenes = [pool_scenes[i] for i in idx]
