@@ -1,5 +1,6 @@
 """TunaPipeline: the four tasks end to end on a random tiny model, seeding and input checks."""
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -66,6 +67,20 @@ def test_text_to_image_returns_the_requested_count_size_and_settings(tiny_pipeli
 def test_guidance_one_skips_the_unconditional_branch_but_still_works(tiny_pipeline):
     result = tiny_pipeline.text_to_image(PROMPT, seed=0, steps=2, guidance=1.0)
     assert result.images[0].size == (64, 64)
+
+
+def test_a_time_shift_in_the_defaults_overrides_the_models_shift(tiny_pipeline):
+    model_shift = tiny_pipeline.model.shift_for(tiny_pipeline.config.latent_grid(1, 64, 64))
+    base = tiny_pipeline.defaults
+    images = {}
+    try:
+        for shift in (None, model_shift, model_shift + 2.0):
+            tiny_pipeline.defaults = dataclasses.replace(base, time_shift=shift)
+            images[shift] = pixels(tiny_pipeline.text_to_image(PROMPT, seed=4, steps=3))[0]
+    finally:
+        tiny_pipeline.defaults = base
+    assert np.array_equal(images[None], images[model_shift])
+    assert not np.array_equal(images[None], images[model_shift + 2.0])
 
 
 def test_text_to_video_has_the_requested_frames_and_fps(tiny_pipeline):

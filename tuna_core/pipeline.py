@@ -261,7 +261,8 @@ class TunaPipeline:
         generator = torch.Generator().manual_seed(settings["seed"])
         # Drawn on the CPU from the caller's seed, so a seed means the same noise on every device.
         noise = torch.randn((count, self.config.latent_channels, *grid), generator=generator).to(self.device)
-        times = time_grid(settings["steps"], self.model.shift_for(grid))
+        shift = self.defaults.time_shift
+        times = time_grid(settings["steps"], self.model.shift_for(grid) if shift is None else shift)
 
         def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             if use_cfg:
