@@ -12,10 +12,12 @@ from safetensors.torch import load_file
 from tuna_core.checkpoint import load_model, save_pretrained
 from tuna_core.cli import build_parser, train_configs
 from tuna_core.config import TASK_GROUPS, ModelConfig, TrainConfig
+from tuna_core.data.tasks import vocabulary
 from tuna_core.data.world import render_image, render_video, sample_scene
 from tuna_core.layout import generation_layout
 from tuna_core.media import to_frames, to_pixels
 from tuna_core.model import SequenceBatch, TunaModel
+from tuna_core.tokenizer import TunaTokenizer
 from tuna_core.train.common import get_lr
 from tuna_core.train.joint import train_joint
 from tuna_core.train.vae import held_out_errors, keyframe_video_path, object_mask, object_weighted_l1, read_exactly
@@ -49,6 +51,14 @@ def test_train_command_line_reaches_the_recipe(flags, tasks, representation, tmp
     model_config, cfg = train_configs(args)
     assert cfg.tasks == tasks and cfg.steps == 7
     assert model_config.representation == representation
+
+
+def test_learning_rate_and_precision_flags_reach_the_recipe(tmp_path):
+    argv = ["train", "--out", str(tmp_path), "--lr", "3e-4", "--mixed-precision", "bf16"]
+    _, cfg = train_configs(build_parser().parse_args(argv))
+    assert cfg.lr == 3e-4 and cfg.mixed_precision == "bf16"
+    _, default = train_configs(build_parser().parse_args(["train", "--out", str(tmp_path)]))
+    assert default.lr == TrainConfig.lr and default.mixed_precision == "auto"
 
 
 def test_unknown_task_is_named():
@@ -114,6 +124,48 @@ def test_resumed_training_matches_an_uninterrupted_run(tmp_path, small_recipe):
     logs = [(tmp_path / run / "log.jsonl").read_text().splitlines() for run in ("straight", "resumed")]
     assert len(logs[0]) == len(logs[1]) == 3
     assert (tmp_path / "resumed" / "loss.png").exists()
+
+
+def a_checkpoint_on(vae: AutoencoderKLWan, folder, seed: int) -> TunaModel:
+    """A tiny model with its own random weights around `vae`, saved to `folder`."""
+    tok = TunaTokenizer.word_level(vocabulary())
+    config = ModelConfig.tiny()
+    torch.manual_seed(seed)
+    model = TunaModel(dataclasses.replace(config, llm={**config.llm, "vocab_size": tok.vocab_size}))
+    model.vae.vae.load_state_dict(vae.state_dict())
+    for p in model.flow_head.parameters():  # the zero-initialised layers too, so a copy is visible
+        torch.nn.init.normal_(p, std=0.02)
+    save_pretrained(model, tok, folder)
+    return model
+
+
+def test_a_run_started_from_a_checkpoint_trains_its_weights(tmp_path, small_recipe):
+    torch.manual_seed(0)
+    config = ModelConfig.tiny()
+    vae = AutoencoderKLWan(**config.vae).eval()
+    source = a_checkpoint_on(vae, tmp_path / "source", seed=1)
+    frozen = dataclasses.replace(small_recipe, steps=1, lr=0.0)  # a step that moves nothing: the run keeps them
+
+    out = train_joint(config, frozen, tmp_path / "run", vae, cache_dir=tmp_path / "cache", init=tmp_path / "source")
+
+    loaded, _ = load_model(out)
+    expected = source.state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in loaded.state_dict().items())
+
+
+def test_a_checkpoint_with_another_vae_is_refused(tmp_path, small_recipe):
+    config = ModelConfig.tiny()
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(**config.vae).eval()
+    torch.manual_seed(1)
+    a_checkpoint_on(AutoencoderKLWan(**config.vae), tmp_path / "source", seed=1)
+    with pytest.raises(ValueError, match="VAE differs"):
+        train_joint(config, small_recipe, tmp_path / "run", vae, cache_dir=tmp_path / "cache", init=tmp_path / "source")
+
+
+def test_mixed_precision_is_one_of_three():
+    with pytest.raises(ValueError, match="fp16"):
+        TrainConfig(mixed_precision="fp16")
 
 
 def scene_with_a_square() -> torch.Tensor:

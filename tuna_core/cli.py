@@ -168,7 +168,15 @@ def cmd_info(args: argparse.Namespace) -> int:
 def train_configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
     """The model and recipe a `train` command line asks for: the defaults plus its flags."""
     overrides = {
-        k: v for k, v in (("steps", args.steps), ("vae_steps", args.vae_steps), ("seed", args.seed)) if v is not None
+        k: v
+        for k, v in (
+            ("steps", args.steps),
+            ("vae_steps", args.vae_steps),
+            ("seed", args.seed),
+            ("lr", args.lr),
+            ("mixed_precision", args.mixed_precision),
+        )
+        if v is not None
     }
     cfg = dataclasses.replace(TrainConfig(), tasks=TASK_GROUPS[args.tasks], **overrides)
     model_config = dataclasses.replace(ModelConfig.preset(args.preset), representation=args.representation)
@@ -188,7 +196,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         memory_method = method_for_training(args.preset, args.memory_budget, args.device)
     stage1 = args.stage1 or args.out  # the ablations share one VAE and latent cache
     vae = train_vae(model_config, cfg, stage1)
-    final = train_joint(model_config, cfg, args.out, vae, cache_dir=stage1 / "cache", memory_method=memory_method)
+    final = train_joint(
+        model_config, cfg, args.out, vae, cache_dir=stage1 / "cache", memory_method=memory_method, init=args.init
+    )
     print(final)
     return 0
 
@@ -294,7 +304,17 @@ def build_parser() -> argparse.ArgumentParser:
         default="unified",
         help="decoupled: generation bypasses the representation encoder (ablation)",
     )
+    p.add_argument("--lr", type=float, default=None, help=f"joint peak learning rate (default {TrainConfig.lr})")
+    p.add_argument(
+        "--mixed-precision",
+        choices=("auto", "no", "bf16"),
+        default=None,
+        help="joint stage autocast (default auto: bf16 on CUDA, float32 on CPU)",
+    )
     p.add_argument("--stage1", type=Path, default=None, help="reuse this run's VAE and latent cache (ablations)")
+    p.add_argument(
+        "--init", type=Path, default=None, help="start the joint stage from this checkpoint's weights (fresh optimizer)"
+    )
     p.add_argument("--memory-budget", default=None, help="e.g. 8GiB: apply the planner's recommended method")
     p.add_argument("--device", default="cpu", help="device the memory budget refers to")
     p.set_defaults(handler=cmd_train)

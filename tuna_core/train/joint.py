@@ -23,7 +23,7 @@ from diffusers import AutoencoderKLWan
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from tuna_core.checkpoint import save_pretrained
+from tuna_core.checkpoint import load_model, save_pretrained
 from tuna_core.config import ModelConfig, TrainConfig
 from tuna_core.data.tasks import (
     DESCRIBE_IMAGE,
@@ -123,13 +123,19 @@ def train_joint(
     *,
     cache_dir: Path | None = None,
     memory_method: Callable[[TunaModel], None] | None = None,
+    init: Path | None = None,
 ) -> Path:
     """Train (or resume) stage 2 in `out`; returns the folder of the final EMA checkpoint.
 
     `cache_dir` lets several runs (the ablations) share one latent cache; default `out/cache`.
+    `init` starts a new run from a checkpoint folder's weights (EMA included) with a fresh
+    optimizer and its own schedule: how a run continues when its training state is gone.
     """
     out.mkdir(parents=True, exist_ok=True)
-    accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
+    precision = cfg.mixed_precision
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_available() else "no"
+    accelerator = Accelerator(mixed_precision=precision)
     tok = TunaTokenizer.word_level(vocabulary())
     config = dataclasses.replace(model_config, llm={**model_config.llm, "vocab_size": tok.vocab_size})
     torch.manual_seed(cfg.seed)
@@ -153,6 +159,8 @@ def train_joint(
     ema = EMA(trainable, cfg.ema_decay)
     state_dir, log = out / "train_state", out / "log.jsonl"
     start = _resume(state_dir, model, opt, ema, log)
+    if start == 0 and init is not None:
+        _warm_start(model, ema, init)
     model, opt = accelerator.prepare(model, opt)
     batches = cfg.task_batches()
 
@@ -214,6 +222,19 @@ def _resume(folder: Path, model: TunaModel, opt: torch.optim.Optimizer, ema: EMA
     step = json.loads((folder / "step.json").read_text())["step"]
     truncate_log(log, step)
     return step
+
+
+def _warm_start(model: TunaModel, ema: EMA, folder: Path) -> None:
+    """Copy a checkpoint's weights into the live model and the EMA; its VAE must be the run's, or
+    the cached latents would not be the ones it was trained on."""
+    source, _ = load_model(folder)
+    if source.config != model.config:
+        raise ValueError(f"--init {folder}: its config.json is not the model this run trains (another preset?)")
+    ours, theirs = model.vae.vae.state_dict(), source.vae.vae.state_dict()
+    if any(not torch.equal(ours[k], theirs[k]) for k in ours):
+        raise ValueError(f"--init {folder}: its VAE differs from this run's stage 1; pass --stage1 with its run")
+    model.load_state_dict(source.state_dict())
+    ema.shadow = {n: p.detach().float().clone() for n, p in model.named_parameters() if n in ema.shadow}
 
 
 def _export_ema(model: TunaModel, ema: EMA, tok: TunaTokenizer, folder: Path) -> None:
