@@ -18,7 +18,7 @@ from tuna_core.layout import generation_layout
 from tuna_core.media import to_frames, to_pixels
 from tuna_core.model import SequenceBatch, TunaModel
 from tuna_core.tokenizer import TunaTokenizer
-from tuna_core.train.common import get_lr
+from tuna_core.train.common import flush_denormals, get_lr
 from tuna_core.train.joint import train_joint
 from tuna_core.train.vae import held_out_errors, keyframe_video_path, object_mask, object_weighted_l1, read_exactly
 
@@ -161,6 +161,13 @@ def test_a_checkpoint_with_another_vae_is_refused(tmp_path, small_recipe):
     a_checkpoint_on(AutoencoderKLWan(**config.vae), tmp_path / "source", seed=1)
     with pytest.raises(ValueError, match="VAE differs"):
         train_joint(config, small_recipe, tmp_path / "run", vae, cache_dir=tmp_path / "cache", init=tmp_path / "source")
+
+
+def test_denormals_are_flushed_while_training_and_only_then():
+    tiny = torch.tensor([1e-39])  # below float32's smallest normal number
+    with flush_denormals():
+        assert (tiny * 1.0).item() == 0.0
+    assert (tiny * 1.0).item() > 0.0
 
 
 def test_mixed_precision_is_one_of_three():

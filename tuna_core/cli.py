@@ -184,6 +184,7 @@ def train_configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from tuna_core.train.common import flush_denormals
     from tuna_core.train.joint import train_joint
     from tuna_core.train.vae import train_vae
 
@@ -195,10 +196,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         memory_method = method_for_training(args.preset, args.memory_budget, args.device)
     stage1 = args.stage1 or args.out  # the ablations share one VAE and latent cache
-    vae = train_vae(model_config, cfg, stage1)
-    final = train_joint(
-        model_config, cfg, args.out, vae, cache_dir=stage1 / "cache", memory_method=memory_method, init=args.init
-    )
+    with flush_denormals():
+        vae = train_vae(model_config, cfg, stage1)
+        final = train_joint(
+            model_config, cfg, args.out, vae, cache_dir=stage1 / "cache", memory_method=memory_method, init=args.init
+        )
     print(final)
     return 0
 
