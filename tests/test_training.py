@@ -2,6 +2,9 @@
 
 import dataclasses
 import itertools
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,9 +21,11 @@ from tuna_core.layout import generation_layout
 from tuna_core.media import to_frames, to_pixels
 from tuna_core.model import SequenceBatch, TunaModel
 from tuna_core.tokenizer import TunaTokenizer
-from tuna_core.train.common import flush_denormals, get_lr
+from tuna_core.train.common import get_lr
 from tuna_core.train.joint import train_joint
 from tuna_core.train.vae import held_out_errors, keyframe_video_path, object_mask, object_weighted_l1, read_exactly
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_lr_warms_up_decays_and_stays_at_the_floor():
@@ -163,11 +168,17 @@ def test_a_checkpoint_with_another_vae_is_refused(tmp_path, small_recipe):
         train_joint(config, small_recipe, tmp_path / "run", vae, cache_dir=tmp_path / "cache", init=tmp_path / "source")
 
 
-def test_denormals_are_flushed_while_training_and_only_then():
-    tiny = torch.tensor([1e-39])  # below float32's smallest normal number
-    with flush_denormals():
-        assert (tiny * 1.0).item() == 0.0
-    assert (tiny * 1.0).item() > 0.0
+@pytest.mark.parametrize(("flush", "survivors"), [(True, 0), (False, 4_000_000)])
+def test_a_training_process_flushes_denormals_on_every_cpu_thread(flush, survivors):
+    program = (
+        "from tuna_core.train.common import flush_denormals\n"
+        f"if {flush}: flush_denormals()\n"
+        "import torch\n"
+        "tiny = torch.full((4_000_000,), 1e-39)  # below float32's smallest normal number\n"
+        "print(int((tiny * 1.0).count_nonzero()))  # a product big enough to run on the thread pool\n"
+    )
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert int(out.stdout) == survivors
 
 
 def test_mixed_precision_is_one_of_three():

@@ -185,6 +185,8 @@ def train_configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from tuna_core.train.common import flush_denormals
+
+    flush_denormals()  # first, before any import or op starts the CPU thread pool
     from tuna_core.train.joint import train_joint
     from tuna_core.train.vae import train_vae
 
@@ -196,11 +198,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         memory_method = method_for_training(args.preset, args.memory_budget, args.device)
     stage1 = args.stage1 or args.out  # the ablations share one VAE and latent cache
-    with flush_denormals():
-        vae = train_vae(model_config, cfg, stage1)
-        final = train_joint(
-            model_config, cfg, args.out, vae, cache_dir=stage1 / "cache", memory_method=memory_method, init=args.init
-        )
+    vae = train_vae(model_config, cfg, stage1)
+    final = train_joint(
+        model_config, cfg, args.out, vae, cache_dir=stage1 / "cache", memory_method=memory_method, init=args.init
+    )
     print(final)
     return 0
 
