@@ -144,7 +144,7 @@ def a_checkpoint_on(vae: AutoencoderKLWan, folder, seed: int) -> TunaModel:
     return model
 
 
-def test_a_run_started_from_a_checkpoint_trains_its_weights(tmp_path, small_recipe):
+def test_a_run_started_from_a_checkpoint_starts_from_its_weights(tmp_path, small_recipe):
     torch.manual_seed(0)
     config = ModelConfig.tiny()
     vae = AutoencoderKLWan(**config.vae).eval()

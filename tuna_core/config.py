@@ -370,7 +370,7 @@ class TrainConfig:
     steps: int = 1600  # 3.0 s a step here: this recipe in 1 h 56; the shipped model resumes it to 6000 (README)
     lr: float = 5e-4
     # "auto": bf16 autocast on CUDA, float32 on CPU (the recipe's steps 1–6000 ran so). "bf16" on a CPU with
-    # AVX-512 BF16 takes a joint step from 3.9 s to 2.4 s here, held-out losses within 1 % (docs/TRAINING.md).
+    # AVX-512 BF16 (this one) makes a joint step about 1.5× faster, held-out losses within 1 % (docs/TRAINING.md).
     mixed_precision: str = "auto"
     min_lr_ratio: float = 0.1
     warmup_steps: int = 100
