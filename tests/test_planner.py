@@ -30,7 +30,7 @@ from tuna_core.planner.methods import (
     parameter_bytes,
     quantize_weights,
 )
-from tuna_core.planner.plan import PlanConfig, make_plan, split_batches
+from tuna_core.planner.plan import MethodRow, Plan, PlanConfig, make_plan, overrule_by_measurement, split_batches
 from tuna_core.planner.profile import ProfileSpec, profile_runs
 
 MiB = 2**20
@@ -138,6 +138,27 @@ def test_a_tolerance_keeps_the_plain_method_unless_another_is_clearly_faster():
 
 def test_nothing_is_recommended_when_nothing_fits():
     assert recommend(verdicts([_fit("none", 10, 5000, 0.1, 0.1)], 1000)) is None
+
+
+def test_the_run_at_b_max_overrules_the_fit_only_when_another_method_measured_over_ten_percent_faster():
+    # a CI run: ckpt predicted 7.43/s at b=24 (3x past the profiled batches) but measured 6.38; none 7.60
+    assert overrule_by_measurement("ckpt", {"none": 7.60, "ckpt": 6.38}) == "none"
+    assert overrule_by_measurement("ckpt", {"none": 7.60, "ckpt": 7.00}) == "ckpt"  # within noise: the fit's pick
+    assert overrule_by_measurement("ckpt", {"none": 7.60}) == "ckpt"  # not run at its b_max: nothing to overrule
+    assert overrule_by_measurement(None, {"none": 7.60}) is None
+
+
+def test_a_measured_plan_says_when_its_runs_overruled_the_fit():
+    budget = 1000
+    fits = [_fit("none", 10, 100, 0.10, 0.05), _fit("ckpt", 2, 100, 0.10, 0.05)]
+    rows = [MethodRow(f.name, fit=f, verdict=v) for f, v in zip(fits, verdicts(fits, budget), strict=True)]
+    for row, (batch, throughput) in zip(rows, [(70, 9.9), (350, 6.4)], strict=True):
+        row.measured_batch, row.measured_at_b_max, row.measured_throughput = batch, True, throughput
+    assert recommend([r.verdict for r in rows]) == "ckpt"  # b=350 is predicted faster
+    cfg = PlanConfig(methods=("none", "ckpt"), budget_bytes=budget, batch_sizes=(2, 4, 6, 8))
+    plan = Plan(cfg, rows, {}, "none", overruled="ckpt")
+    assert "the fit picked ckpt at batch 350, which measured 6.4 samples/s against 9.9 for none" in plan.table()
+    assert "measured over predicted" not in dataclasses.replace(plan, recommended="ckpt", overruled=None).table()
 
 
 # -- methods ------------------------------------------------------------------------------------

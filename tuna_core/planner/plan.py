@@ -5,7 +5,9 @@
 3. b_max and predicted throughput per method; PAPAYA's verdict against `none`
 4. measure each method once more at its b_max (or, above `measure_limit`, reuse the largest
    profiled batch ≤ b_max) — the "measured throughput" column
-5. recommend the highest predicted throughput; the table shows whether the measurement agrees
+5. recommend the highest predicted throughput, unless the runs at b_max measured another method
+   more than 10 % faster: the fit extrapolates T(b) past the profiled batches, and on a CPU a
+   large batch can fall off that line (caches), so the real run has the last word
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ DEFAULT_BATCHES: dict[str, tuple[int, ...]] = {
     "chat": (8, 16, 24, 32, 48, 64),
 }
 UNITS = {"train": "samples/s", "t2i": "images/s", "chat": "answers/s"}
+MEASURED_TOLERANCE = 0.1  # run-to-run noise of a 3-step measurement: within it, the model's pick stays
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,7 @@ class Plan:
     skipped: dict[str, str]  # method → why it does not apply
     recommended: str | None
     estimate: str | None = None  # the GPU an analytic plan assumed; None for a measured plan
+    overruled: str | None = None  # the fit's pick, when the runs at b_max overruled it
 
     def to_json(self) -> dict[str, Any]:
         """Exactly {"recommended", "budget_bytes", "methods": [...]}, one entry per fitted method."""
@@ -212,6 +216,13 @@ class Plan:
             lines.append(
                 f"recommendation: {self.recommended} at batch {best.b_max} ({best.throughput:.3g} {unit} predicted)"
             )
+        if self.overruled is not None:
+            rows = {r.name: r for r in self.rows}
+            pick, chosen = rows[self.overruled], rows[self.recommended or ""]
+            lines.append(
+                f"  measured over predicted: the fit picked {pick.name} at batch {pick.measured_batch}, which measured "
+                f"{pick.measured_throughput:.3g} {unit} against {chosen.measured_throughput:.3g} for {chosen.name}"
+            )
         return "\n".join(lines)
 
 
@@ -270,8 +281,23 @@ def make_plan(cfg: PlanConfig, *, progress: bool = True, profiled: Sequence[Meas
     # 4. measure at b_max
     _measure_at_b_max(cfg, rows, progress)
     # 5. recommend
-    recommended = recommend([r.verdict for r in rows if r.verdict is not None])
-    return Plan(cfg, rows, skipped, recommended)
+    predicted = recommend([r.verdict for r in rows if r.verdict is not None])
+    at_b_max = {r.name: r.measured_throughput for r in rows if r.measured_at_b_max and r.measured_throughput}
+    recommended = overrule_by_measurement(predicted, at_b_max)
+    return Plan(cfg, rows, skipped, recommended, overruled=predicted if recommended != predicted else None)
+
+
+def overrule_by_measurement(
+    predicted: str | None, measured: dict[str, float], tolerance: float = MEASURED_TOLERANCE
+) -> str | None:
+    """The fit's pick, unless another method measured more than `tolerance` faster at its b_max.
+
+    So the pick always measures within `tolerance` of the best method that was run at its b_max.
+    """
+    if predicted not in measured:
+        return predicted
+    fastest = max(measured, key=measured.__getitem__)
+    return fastest if measured[fastest] > (1 + tolerance) * measured[predicted] else predicted
 
 
 def _measure_at_b_max(cfg: PlanConfig, rows: list[MethodRow], progress: bool) -> None:
