@@ -216,13 +216,14 @@ class Plan:
             lines.append(
                 f"recommendation: {self.recommended} at batch {best.b_max} ({best.throughput:.3g} {unit} predicted)"
             )
-        if self.overruled is not None:
-            rows = {r.name: r for r in self.rows}
-            pick, chosen = rows[self.overruled], rows[self.recommended or ""]
-            lines.append(
-                f"  measured over predicted: the fit picked {pick.name} at batch {pick.measured_batch}, which measured "
-                f"{pick.measured_throughput:.3g} {unit} against {chosen.measured_throughput:.3g} for {chosen.name}"
-            )
+            if self.overruled is not None:
+                rows = {r.name: r for r in self.rows}
+                pick, chosen = rows[self.overruled], rows[self.recommended]
+                lines.append(
+                    f"  measured over predicted: the fit picked {pick.name} at batch {pick.measured_batch}, which "
+                    f"measured {pick.measured_throughput:.3g} {unit} against {chosen.measured_throughput:.3g} for "
+                    f"{chosen.name}"
+                )
         return "\n".join(lines)
 
 
