@@ -36,9 +36,9 @@ def main() -> None:
         rng = np.random.default_rng([args.seed, FOLLOW_UP_NS, i])
         scene = sample_scene(rng)
         question, answer = sample_question(scene, rng)
-        first = list(sample_question(scene, rng))  # asked first, with its correct answer
+        earlier, earlier_answer = sample_question(scene, rng)  # asked first, answered correctly
         image = [render_image(scene, pipe.config.image_size)]
-        history = [{"role": "user", "content": first[0]}, {"role": "assistant", "content": first[1]}]
+        history = [{"role": "user", "content": earlier}, {"role": "assistant", "content": earlier_answer}]
         for name, q, want in (("qa", question, answer), ("caption", DESCRIBE_IMAGE, caption(scene))):
             for when, before in (("alone", []), ("second", history)):
                 got = pipe.chat([*before, {"role": "user", "content": q}], image)
