@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 
 import numpy as np
@@ -12,6 +13,8 @@ from tuna_core.data.tasks import (
     TASKS,
     answer_question,
     apply_edit,
+    ask,
+    chat_turns,
     make_example,
     sample_edit,
     sample_question,
@@ -552,6 +555,43 @@ def test_sampled_video_questions_ask_about_motion() -> None:
             assert found is None or found.direction is None
     assert set(answers) >= {*DIRECTIONS, "not moving"}
     assert any(a.startswith("there is no ") for a in answers)
+
+
+UNDERSTANDING = ("caption", "qa", "video_qa")
+
+
+@pytest.mark.parametrize("task", UNDERSTANDING)
+def test_a_follow_up_sample_ends_with_its_own_question_after_right_answers_on_the_same_scene(task) -> None:
+    rng = np.random.default_rng(13)
+    lengths, earlier_questions = set(), set()
+    for _ in range(80):
+        scene = sample_scene(rng, video=task == "video_qa")
+        own = ask(task, scene, copy.deepcopy(rng))
+        turns = chat_turns(task, scene, rng, follow_ups=1.0)
+        assert turns[-1] == own
+        assert all(answer == answer_question(scene, question) for question, answer in turns)
+        lengths.add(len(turns))
+        earlier_questions |= {" ".join(q.split()[:2]) for q, _ in turns[:-1]}
+    assert lengths == {2, 3}
+    if task == "video_qa":
+        assert "Which way" in earlier_questions
+    else:  # an image chat mixes descriptions and questions
+        assert {"Describe the", "What color"} <= earlier_questions
+
+
+@pytest.mark.parametrize("task", UNDERSTANDING)
+def test_without_follow_ups_a_sample_is_one_turn_and_draws_what_it_always_drew(task) -> None:
+    scene = sample_scene(np.random.default_rng(14), video=task == "video_qa")
+    rng, replay = np.random.default_rng(15), np.random.default_rng(15)
+    assert chat_turns(task, scene, rng, follow_ups=0.0) == [ask(task, scene, replay)]
+    assert rng.random() == replay.random()  # the stream after it is untouched, so old runs replay
+
+
+def test_follow_ups_is_the_share_of_chats_with_earlier_turns() -> None:
+    rng = np.random.default_rng(16)
+    scenes = [sample_scene(rng) for _ in range(400)]
+    share = np.mean([len(chat_turns("qa", s, rng, follow_ups=0.3)) > 1 for s in scenes])
+    assert 0.24 < share < 0.36
 
 
 # -- examples and vocabulary ------------------------------------------------------------------

@@ -17,12 +17,13 @@ from tuna_core.cli import build_parser, train_configs
 from tuna_core.config import TASK_GROUPS, ModelConfig, TrainConfig
 from tuna_core.data.tasks import vocabulary
 from tuna_core.data.world import render_image, render_video, sample_scene
+from tuna_core.eval.heldout import held_out_set
 from tuna_core.layout import generation_layout
 from tuna_core.media import to_frames, to_pixels
 from tuna_core.model import SequenceBatch, TunaModel
 from tuna_core.tokenizer import TunaTokenizer
 from tuna_core.train.common import get_lr
-from tuna_core.train.joint import train_joint
+from tuna_core.train.joint import make_batch, train_joint
 from tuna_core.train.vae import held_out_errors, keyframe_video_path, object_mask, object_weighted_l1, read_exactly
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +65,25 @@ def test_learning_rate_and_precision_flags_reach_the_recipe(tmp_path):
     assert cfg.lr == 3e-4 and cfg.mixed_precision == "bf16"
     _, default = train_configs(build_parser().parse_args(["train", "--out", str(tmp_path)]))
     assert default.lr == TrainConfig.lr and default.mixed_precision == "auto"
+
+
+def test_follow_ups_flag_reaches_the_recipe_and_must_be_a_probability(tmp_path):
+    argv = ["train", "--out", str(tmp_path), "--follow-ups", "0.5"]
+    assert train_configs(build_parser().parse_args(argv))[1].follow_ups == 0.5
+    assert TrainConfig().follow_ups == 0.0  # the first seven runs of the README recipe trained without
+    with pytest.raises(ValueError, match=r"between 0 and 1; got 1\.5"):
+        TrainConfig(follow_ups=1.5)
+
+
+def test_a_follow_up_batch_supervises_every_answer_of_every_chat(tiny_pipeline):
+    model, tok = tiny_pipeline.model, tiny_pipeline.tokenizer
+    data = held_out_set(model, seed=3, images=4, videos=2)
+    for task, size in (("qa", 4), ("video_qa", 2)):
+        for follow_ups, answers in ((0.0, {1}), (1.0, {2, 3})):
+            rng = np.random.default_rng(0)
+            batch, clean, _ = make_batch(task, size, data, tok, rng, 0.0, model.config, follow_ups)
+            assert set((batch.labels == tok.special.eos).sum(1).tolist()) <= answers
+            assert len(clean) == 1  # still one image or video per chat
 
 
 def test_unknown_task_is_named():

@@ -175,6 +175,7 @@ def train_configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
             ("seed", args.seed),
             ("lr", args.lr),
             ("mixed_precision", args.mixed_precision),
+            ("follow_ups", args.follow_ups),
         )
         if v is not None
     }
@@ -313,6 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("auto", "no", "bf16"),
         default=None,
         help="joint stage autocast (default auto: bf16 on CUDA, float32 on CPU)",
+    )
+    p.add_argument(
+        "--follow-ups",
+        type=float,
+        default=None,
+        metavar="P",
+        help=f"share of QA and caption samples that follow earlier chat turns (default {TrainConfig.follow_ups})",
     )
     p.add_argument("--stage1", type=Path, default=None, help="reuse this run's VAE and latent cache (ablations)")
     p.add_argument(

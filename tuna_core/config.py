@@ -380,6 +380,9 @@ class TrainConfig:
     flow_weight: float = 1.0
     text_weight: float = 0.2
     caption_dropout: float = 0.1
+    # Share of understanding samples that end a chat: 1–2 earlier turns on the same scene come first, as
+    # in the app's Chat. 0 in the recipe's first seven runs, 0.5 from the eighth (README, docs/TRAINING.md).
+    follow_ups: float = 0.0
     batch: dict[str, int] = field(
         default_factory=lambda: {"t2i": 24, "caption": 8, "qa": 24, "edit": 16, "t2v": 8, "video_qa": 8}
     )
@@ -388,6 +391,8 @@ class TrainConfig:
     log_every: int = 10
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.follow_ups <= 1.0:
+            raise ValueError(f"follow_ups is a probability, between 0 and 1; got {self.follow_ups}")
         if self.mixed_precision not in ("auto", "no", "bf16"):
             raise ValueError(f"mixed_precision must be 'auto', 'no' or 'bf16', got {self.mixed_precision!r}")
 

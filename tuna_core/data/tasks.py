@@ -292,6 +292,28 @@ def sample_video_question(scene: Scene, rng: np.random.Generator) -> tuple[str, 
     return _sample_from(scene, rng, _VIDEO_QUESTIONS)
 
 
+def ask(task: str, scene: Scene, rng: np.random.Generator) -> tuple[str, str]:
+    """One question of an understanding task ("caption", "qa" or "video_qa") and its answer."""
+    if task == "caption":
+        return DESCRIBE_IMAGE, caption(scene)
+    return (sample_video_question if task == "video_qa" else sample_question)(scene, rng)
+
+
+def chat_turns(task: str, scene: Scene, rng: np.random.Generator, follow_ups: float) -> list[tuple[str, str]]:
+    """The (question, answer) turns of one understanding sample; the last is `task`'s own.
+
+    With probability `follow_ups` one or two earlier turns about the same scene come first (an
+    image chat mixes descriptions and questions, a video chat asks video questions), since the
+    app's Chat sends the whole conversation. At `follow_ups` 0 nothing extra is drawn from `rng`,
+    so runs from before this option replay exactly.
+    """
+    turns = [ask(task, scene, rng)]
+    if follow_ups and rng.random() < follow_ups:
+        earlier = ("video_qa",) if task == "video_qa" else ("caption", "qa")
+        turns[:0] = [ask(earlier[rng.integers(len(earlier))], scene, rng) for _ in range(rng.integers(1, 3))]
+    return turns
+
+
 # -- examples ---------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class Example:
@@ -325,14 +347,10 @@ def make_example(task: str, rng: np.random.Generator, size: int = 64) -> Example
         raise ValueError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
     video = task in VIDEO_TASKS
     scene = sample_scene(rng, video=video)
-    if task == "caption":
-        return Example(task, scene, DESCRIBE_IMAGE, caption(scene), image=render_image(scene, size))
-    if task == "qa":
-        question, answer = sample_question(scene, rng)
-        return Example(task, scene, question, answer, image=render_image(scene, size))
+    if task in ("caption", "qa"):
+        return Example(task, scene, *ask(task, scene, rng), image=render_image(scene, size))
     if task == "video_qa":
-        question, answer = sample_video_question(scene, rng)
-        return Example(task, scene, question, answer, video=render_video(scene, size))
+        return Example(task, scene, *ask(task, scene, rng), video=render_video(scene, size))
     if task == "t2i":
         return Example(task, scene, generation_prompt(scene, rng), image=render_image(scene, size))
     if task == "t2v":

@@ -3,9 +3,11 @@
 Each optimizer step sums one micro-batch per task (backward per task, so peak memory is one
 task's): 1.0 × flow MSE + 0.2 × next-token CE. Generation prompts and edit instructions are
 dropped with probability `caption_dropout` so classifier-free guidance has an unconditional
-branch to contrast with. The data stream, noise and t are pure functions of (seed, step, task,
-rank), so a resumed run replays exactly what an uninterrupted one would have done. Runs as is on
-CPU, one GPU, or several under `accelerate launch` (DDP or FSDP).
+branch to contrast with. With probability `follow_ups` an understanding sample is a chat's later
+turn, so the model learns to answer the last question after earlier ones. The data stream, noise
+and t are pure functions of (seed, step, task, rank), so a resumed run replays exactly what an
+uninterrupted one would have done. Runs as is on CPU, one GPU, or several under `accelerate
+launch` (DDP or FSDP).
 """
 
 from __future__ import annotations
@@ -25,16 +27,8 @@ from tqdm import tqdm
 
 from tuna_core.checkpoint import load_model, save_pretrained
 from tuna_core.config import ModelConfig, TrainConfig
-from tuna_core.data.tasks import (
-    DESCRIBE_IMAGE,
-    VIDEO_TASKS,
-    generation_prompt,
-    sample_question,
-    sample_video_question,
-    vocabulary,
-)
-from tuna_core.data.world import caption
-from tuna_core.layout import editing_layout, generation_layout, understanding_layout
+from tuna_core.data.tasks import VIDEO_TASKS, chat_turns, generation_prompt, vocabulary
+from tuna_core.layout import chat_layout, editing_layout, generation_layout
 from tuna_core.model import SequenceBatch, TunaModel
 from tuna_core.tokenizer import TunaTokenizer
 from tuna_core.train.cache import LatentCache, build_cache
@@ -51,8 +45,12 @@ def make_batch(
     rng: np.random.Generator,
     dropout: float,
     config: ModelConfig,
+    follow_ups: float = 0.0,
 ) -> Batch:
-    """One homogeneous micro-batch: layouts, clean-span latents and the generation target."""
+    """One homogeneous micro-batch: layouts, clean-span latents and the generation target.
+
+    `dropout` and `follow_ups` are TrainConfig's caption_dropout and follow_ups.
+    """
     sp = tok.special
 
     def keep(text: str) -> list[int]:
@@ -72,13 +70,8 @@ def make_batch(
     if task in ("t2i", "t2v"):
         layouts = [generation_layout(sp, keep(generation_prompt(s, rng)), n) for s in scenes]
         return SequenceBatch.from_layouts(layouts), [], latents
-    ask = {
-        "caption": lambda scene, _: (DESCRIBE_IMAGE, caption(scene)),
-        "qa": sample_question,
-        "video_qa": sample_video_question,
-    }[task]
-    qa = [ask(s, rng) for s in scenes]
-    layouts = [understanding_layout(sp, [n], tok.encode(q), tok.encode(a)) for q, a in qa]
+    chats = [chat_turns(task, s, rng, follow_ups) for s in scenes]
+    layouts = [chat_layout(sp, [n], [(tok.encode(q), tok.encode(a)) for q, a in turns]) for turns in chats]
     return SequenceBatch.from_layouts(layouts), [latents], None
 
 
@@ -92,10 +85,11 @@ def task_losses(
     dropout: float,
     config: ModelConfig,
     device: torch.device,
+    follow_ups: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """One micro-batch's unweighted losses; its samples, texts, noise and t are all drawn from `rng`,
     so training (and the held-out losses of tuna_core.eval.heldout) replay exactly."""
-    batch, clean, target = make_batch(task, size, cache, tok, rng, dropout, config)
+    batch, clean, target = make_batch(task, size, cache, tok, rng, dropout, config, follow_ups)
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
     target = None if target is None else target.to(device)
     return model(batch.to(device), [c.to(device) for c in clean], target, gen)
@@ -178,7 +172,9 @@ def train_joint(
         record: dict[str, float] = {}
         for k, (task, size) in enumerate(batches.items()):
             rng = step_rng(cfg.seed, step * len(batches) + k, accelerator.process_index)
-            losses = task_losses(model, task, size, cache, tok, rng, cfg.caption_dropout, config, accelerator.device)
+            losses = task_losses(
+                model, task, size, cache, tok, rng, cfg.caption_dropout, config, accelerator.device, cfg.follow_ups
+            )
             loss = cfg.flow_weight * losses.get("flow", 0.0) + cfg.text_weight * losses.get("text", 0.0)
             accelerator.backward(loss)
             record |= {f"loss/{task}_{name}": v.item() for name, v in losses.items()}
