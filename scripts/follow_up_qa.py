@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +18,8 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tuna_core.data.tasks import DESCRIBE_IMAGE, sample_question, sample_video_question
-from tuna_core.data.world import Scene, caption, render_image, render_video, sample_scene
+from tuna_core.data.tasks import ask
+from tuna_core.data.world import render_image, render_video, sample_scene
 from tuna_core.pipeline import TunaPipeline
 
 FOLLOW_UP_NS = 7  # keeps these scenes apart from `eval`'s
@@ -30,15 +29,15 @@ VIDEO_NS = 8  # ... and these videos
 def score(pipe: TunaPipeline, rng: np.random.Generator, video: bool, right: dict[str, int]) -> None:
     """Ask one fresh scene's questions alone and after a correctly answered earlier question."""
     scene = sample_scene(rng, video=video)
-    ask: Callable[[Scene, np.random.Generator], tuple[str, str]] = sample_video_question if video else sample_question
-    question, answer = ask(scene, rng)
-    earlier, earlier_answer = ask(scene, rng)
+    task = "video_qa" if video else "qa"
+    question, answer = ask(task, scene, rng)
+    earlier, earlier_answer = ask(task, scene, rng)
     if video:
         media = {"videos": [render_video(scene, pipe.config.image_size)]}
         asked = {"video qa": (question, answer)}
     else:
         media = {"images": [render_image(scene, pipe.config.image_size)]}
-        asked = {"qa": (question, answer), "caption": (DESCRIBE_IMAGE, caption(scene))}
+        asked = {"qa": (question, answer), "caption": ask("caption", scene, rng)}
     history = [{"role": "user", "content": earlier}, {"role": "assistant", "content": earlier_answer}]
     for name, (q, want) in asked.items():
         for when, before in (("alone", []), ("second", history)):
