@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from tuna_core.data.tasks import DESCRIBE_IMAGE, sample_edit, sample_question, sample_video_question
+from tuna_core.data.tasks import ask, sample_edit
 from tuna_core.data.world import (
     PromptSpec,
     Scene,
@@ -88,7 +88,7 @@ def trial(pipe: TunaPipeline, metric: str, seed: int, i: int) -> Trial:
         return Trial(metric, prompt, prompt, describe(got), spec.matches(got), image, _hits(spec, got))
     if metric in ("image_qa", "caption"):
         scene = sample_scene(rng)
-        question, answer = sample_question(scene, rng) if metric == "image_qa" else (DESCRIBE_IMAGE, caption(scene))
+        question, answer = ask("qa" if metric == "image_qa" else "caption", scene, rng)
         got = _ask(pipe, question, image=render_image(scene, size))
         return Trial(metric, question, answer, got, got.strip().lower() == answer)
     if metric == "edit":
@@ -100,7 +100,7 @@ def trial(pipe: TunaPipeline, metric: str, seed: int, i: int) -> Trial:
         return Trial(metric, f"{caption(scene)} | {instruction}", want, got, got == want, image, hits)
     scene = sample_scene(rng, video=True)
     if metric == "video_qa":
-        question, answer = sample_video_question(scene, rng)
+        question, answer = ask("video_qa", scene, rng)
         got = _ask(pipe, question, video=render_video(scene, size))
         return Trial(metric, question, answer, got, got.strip().lower() == answer)
     prompt = caption(scene)
