@@ -502,6 +502,13 @@ def build_demo(
                     edit_seed = _seed_row()
                     with gr.Accordion("Settings", open=False):
                         edit_steps, edit_guidance = steps_slider(), guidance_slider()
+                        image_guidance = gr.Slider(
+                            limits.min_guidance,
+                            limits.max_guidance,
+                            value=defaults.image_guidance,
+                            step=0.5,
+                            label="Image guidance (keep the source)",
+                        )
                     edit_button = gr.Button("Edit", variant="primary")
                     edit_examples = _examples(EDIT_EXAMPLES, {"image": source, "instruction": instruction})
                 with gr.Column(scale=3):
@@ -515,6 +522,7 @@ def build_demo(
             seed: int = 0,
             steps: int | None = None,
             guidance: float | None = None,
+            image_guidance: float | None = None,
             progress: gr.Progress = gr.Progress(),
         ) -> tuple[str, list[Result]]:
             """Edit an image by an instruction; returns the edited PNG (the source is saved beside it)."""
@@ -523,13 +531,15 @@ def build_demo(
                 if path is None:
                     raise ValueError("upload an image to edit")
                 original = load_image(path, limits)
-                result = pipeline.edit(original, instruction, seed, steps, guidance, _denoising(progress))
+                result = pipeline.edit(
+                    original, instruction, seed, steps, guidance, image_guidance, _denoising(progress)
+                )
             saved = store.save_image(result.images[0], result.settings, source=original)
             return str(store.path(saved)), [saved]
 
         edit_io = {
             "fn": edit,
-            "inputs": [source, instruction, edit_seed, edit_steps, edit_guidance],
+            "inputs": [source, instruction, edit_seed, edit_steps, edit_guidance, image_guidance],
             "outputs": [edited, edit_results],
         }
         edit_button.click(**edit_io, api_name="edit", **GPU_EVENT)

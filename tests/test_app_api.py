@@ -81,7 +81,7 @@ API = {
     "/chat": ["message", "image", "video"],
     "/text_to_image": ["prompt", "negative_prompt", "seed", "steps", "guidance", "width", "height"],
     "/text_to_video": ["prompt", "seed", "steps", "guidance", "num_frames", "fps"],
-    "/edit": ["image", "instruction", "seed", "steps", "guidance"],
+    "/edit": ["image", "instruction", "seed", "steps", "guidance", "image_guidance"],
 }
 REQUIRED = {
     "/chat": ["message"],
@@ -168,9 +168,12 @@ def test_text_to_video_returns_an_mp4_with_the_requested_frames(client: Client) 
 
 
 def test_edit_returns_the_edited_png(client: Client) -> None:
-    path = client.predict(handle_file(SCENE_IMAGE), "make the red circle blue", seed=5, steps=STEPS, api_name="/edit")
+    path = client.predict(
+        handle_file(SCENE_IMAGE), "make the red circle blue", seed=5, steps=STEPS, image_guidance=2.0, api_name="/edit"
+    )
     settings = png_settings(path)
     assert (settings["task"], settings["instruction"], settings["seed"]) == ("edit", "make the red circle blue", 5)
+    assert settings["image_guidance"] == 2.0
 
 
 # -- bad input -------------------------------------------------------------------------------------
@@ -189,6 +192,11 @@ BAD_INPUTS = {
     "empty instruction": ("/edit", {"image": "SCENE", "instruction": ""}, "the prompt is empty"),
     "text file as image": ("/edit", {"image": "text", "instruction": "x"}, "unsupported image type .txt"),
     "corrupt image": ("/edit", {"image": "corrupt_png", "instruction": "x"}, "is not a readable image"),
+    "image guidance above the limit": (
+        "/edit",
+        {"image": "SCENE", "instruction": "x", "image_guidance": 25},
+        "image_guidance must be in [1.0, 20.0]",
+    ),
     "image too large": ("/chat", {"message": "What?", "image": "huge_png"}, "over the 16,777,216-pixel limit"),
     "corrupt video": ("/chat", {"message": "What?", "video": "corrupt_mp4"}, "corrupt"),
     "video too long": ("/chat", {"message": "What?", "video": "long_mp4"}, "lasts 61 s, over the 60 s limit"),

@@ -98,11 +98,14 @@ def test_edit_and_ask(tiny_checkpoint, inputs, tmp_path):
         "1",
         "--steps",
         "2",
+        "--image-guidance",
+        "2.5",
         "--out",
         out,
     )
     assert run.returncode == 0, run.stderr
-    assert png_settings(out)["instruction"] == "remove the red circle"
+    settings = png_settings(out)
+    assert (settings["instruction"], settings["image_guidance"]) == ("remove the red circle", 2.5)
     for flag, path in (("--image", "scene.png"), ("--video", "clip.mp4")):
         run = tuna("ask", "--model", tiny_checkpoint, flag, inputs / path, "--question", "How many shapes are there?")
         assert run.returncode == 0, run.stderr
@@ -151,6 +154,17 @@ def test_eval_runs_only_the_metrics_asked_for_and_names_an_unknown_one(tiny_chec
     bad = tuna("eval", "--model", tiny_checkpoint, "--n", "1", "--metrics", "t2v")
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == ["error: unknown metric 't2v'; choose from " + ", ".join(METRICS)]
+
+
+def test_eval_takes_guidance_overrides_and_records_them(tiny_checkpoint, tmp_path):
+    report_path = tmp_path / "r.json"
+    args = ["eval", "--model", tiny_checkpoint, "--n", "1", "--metrics", "edit", "--json", report_path]
+    done = tuna(*args, "--guidance", "3", "--image-guidance", "2.5")
+    assert done.returncode == 0, done.stderr
+    sampler = json.loads(report_path.read_text())["sampler"]
+    assert (sampler["guidance"], sampler["image_guidance"]) == (3.0, 2.5)
+    bad = tuna(*args, "--image-guidance", "0.5")
+    assert bad.returncode == 2 and "--image-guidance: must be a number in [1.0, 20.0], got '0.5'" in bad.stderr
 
 
 def test_info_counts_parameters_of_a_full_size_preset():

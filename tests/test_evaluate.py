@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from tuna_core.config import ModelConfig
+from tuna_core.config import ModelConfig, SamplerConfig
 from tuna_core.data.tasks import answer_question, apply_edit
 from tuna_core.data.world import Scene, ShapeObject, parse_prompt, render_image, render_video, sample_scene
 from tuna_core.eval.detector import detect_scene, detect_video
@@ -30,6 +30,7 @@ class OraclePipeline:
     """Draws exactly what a prompt says and answers from what it sees."""
 
     config = ModelConfig.tiny()
+    defaults = SamplerConfig.for_model(config)
     model_id = "oracle"
 
     def text_to_image(self, prompt: str, seed: int = 0) -> Output:
@@ -109,7 +110,9 @@ def test_table_shows_accuracy_against_target():
         "t2i": {"accuracy": 0.5, "target": 0.85, "objects_placed": 0.75, "objects_exact": 0.625},
         "caption": {"accuracy": 0.25, "target": None, "objects_placed": None, "objects_exact": None},
     }
-    table = format_table({"model": "m", "n": 4, "seed": 0, "metrics": rows})
+    sampler = {"steps": 20, "guidance": 7.0, "image_guidance": 3.0}
+    table = format_table({"model": "m", "n": 4, "seed": 0, "sampler": sampler, "metrics": rows})
+    assert "20 steps, guidance 7.0, edits' image guidance 3.0" in table.splitlines()[0]
     assert "| t2i | 0.500 | ≥ 0.85 | 0.750 | 0.625 |" in table
     assert "| caption | 0.250 | — | — | — |" in table
 

@@ -97,6 +97,16 @@ def test_edit_returns_an_image_of_the_model_size(tiny_pipeline, scene_image):
     assert result.settings["instruction"] == "make the red circle blue"
 
 
+def test_image_guidance_adds_a_branch_that_changes_the_edit(tiny_pipeline, scene_image):
+    def edit(image_guidance: float):
+        return tiny_pipeline.edit(scene_image, "make it blue", seed=0, steps=2, image_guidance=image_guidance)
+
+    plain, pushed = edit(1.0), edit(4.0)
+    assert plain.settings["image_guidance"] == 1.0 and pushed.settings["image_guidance"] == 4.0
+    assert not np.array_equal(pixels(plain)[0], pixels(pushed)[0])
+    assert np.array_equal(pixels(pushed)[0], pixels(edit(4.0))[0])
+
+
 def test_chat_answers_about_images_and_videos_deterministically(tiny_pipeline, scene_image):
     ask = [{"role": "user", "content": "What color is the background?"}]
     a = tiny_pipeline.chat(ask, images=[scene_image], max_new_tokens=5)
@@ -137,6 +147,8 @@ def test_multi_turn_chat_accepts_earlier_answers(tiny_pipeline, scene_image):
         (lambda p: p.text_to_video(PROMPT, num_frames=16), r"4·n\+1"),
         (lambda p: p.text_to_video(PROMPT, fps=0), "fps"),
         (lambda p: p.edit(Image.new("I;16", (8, 8)), "make it blue"), "mode"),
+        (lambda p: p.edit(Image.new("RGB", (8, 8)), "make it blue", image_guidance=0.5), "image_guidance"),
+        (lambda p: p.edit(Image.new("RGB", (8, 8)), "make it blue", image_guidance="high"), "image_guidance"),
         (lambda p: p.chat([{"role": "user", "content": "hi"}]), "attach"),
         (lambda p: p.chat([{"role": "assistant", "content": "hi"}], images=[Image.new("RGB", (8, 8))]), "user"),
     ],

@@ -7,6 +7,7 @@ import torch
 
 from tuna_core.sampler import (
     guided,
+    guided_edit,
     resolution_shift,
     sample_token,
     sample_train_time,
@@ -47,6 +48,18 @@ def test_guidance_one_is_the_conditional_velocity():
     both = torch.cat([cond, uncond])
     assert torch.allclose(guided(both, 1.0), cond)
     assert torch.allclose(guided(both, 3.0), uncond + 3 * (cond - uncond))
+
+
+def test_image_guidance_one_is_plain_guidance_on_the_source_branches():
+    both, source, empty = torch.randn(3, 2, 4)
+    stacked = torch.cat([both, source, empty])
+    assert torch.allclose(guided_edit(stacked, 7.0, 1.0), guided(torch.cat([both, source]), 7.0))
+
+
+def test_image_guidance_pushes_away_from_the_branch_without_the_source():
+    both, source, empty = torch.randn(3, 2, 4)
+    stacked = torch.cat([both, source, empty])
+    assert torch.allclose(guided_edit(stacked, 1.0, 3.0), both + 2 * (source - empty))
 
 
 def test_euler_integrates_a_straight_flow_exactly():

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tuna_core.config import BUNDLED_MODEL, PRESETS, TASK_GROUPS, ModelConfig, TrainConfig
+from tuna_core.config import BUNDLED_MODEL, PRESETS, TASK_GROUPS, Limits, ModelConfig, TrainConfig
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -37,6 +37,18 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
+
+
+def _guidance(text: str) -> float:
+    """A guidance scale within the pipeline's limits, checked before a long run starts."""
+    low, high = Limits.min_guidance, Limits.max_guidance
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be a number in [{low}, {high}], got {text!r}")
+    return value
 
 
 def load_pipeline(args: argparse.Namespace):
@@ -110,7 +122,9 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
     pipe = load_pipeline(args)
     image = load_image(args.image, pipe.limits)
-    result = pipe.edit(image, args.instruction, args.seed, args.steps, args.guidance, progress=_progress("edit"))
+    result = pipe.edit(
+        image, args.instruction, args.seed, args.steps, args.guidance, args.image_guidance, _progress("edit")
+    )
     print(save_png(result.images[0], args.out, result.settings))
     return 0
 
@@ -211,6 +225,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from tuna_core.eval.evaluate import METRICS, evaluate, format_table
 
     pipe = load_pipeline(args)
+    overrides = {"guidance": args.guidance, "image_guidance": args.image_guidance}
+    pipe.defaults = dataclasses.replace(pipe.defaults, **{k: v for k, v in overrides.items() if v is not None})
     metrics = tuple(args.metrics) if args.metrics else METRICS
     report = evaluate(pipe, n=args.n, seed=args.seed, metrics=metrics, contact_sheet=args.sheet)
     print(format_table(report))
@@ -272,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", type=Path, required=True)
     p.add_argument("--instruction", required=True)
     _sampling_args(p)
+    p.add_argument(
+        "--image-guidance", type=float, default=None, help="how closely to keep the source (1: plain guidance)"
+    )
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(handler=cmd_edit)
 
@@ -337,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, default=None, help="also write the report here")
     p.add_argument("--sheet", type=Path, default=None, help="save a PNG of generations with ✓/✗ here")
     p.add_argument("--metrics", nargs="+", default=None, metavar="METRIC", help="only these (default: all six)")
+    p.add_argument("--guidance", type=_guidance, default=None, help="instead of the model's (for sweeps)")
+    p.add_argument("--image-guidance", type=_guidance, default=None, help="edits: instead of the model's")
     p.set_defaults(handler=cmd_eval)
 
     p = sub.add_parser("ablations", help="held-out losses and accuracy of equal-compute `train` runs")

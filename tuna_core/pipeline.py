@@ -22,7 +22,7 @@ from tuna_core.config import Limits, ModelConfig, SamplerConfig
 from tuna_core.layout import Layout, chat_layout, editing_layout, generation_layout, prefix_layout
 from tuna_core.media import to_frames, to_pixels, to_rgb
 from tuna_core.model import TunaModel
-from tuna_core.sampler import guided, sample_token, solve_ode, time_grid
+from tuna_core.sampler import guided, guided_edit, sample_token, solve_ode, time_grid
 from tuna_core.tokenizer import TunaTokenizer
 
 Progress = Callable[[int, int], None]  # (step done, total steps)
@@ -223,10 +223,14 @@ class TunaPipeline:
         seed: int = 0,
         steps: int | None = None,
         guidance: float | None = None,
+        image_guidance: float | None = None,
         progress: Progress | None = None,
     ) -> ImageResult:
         settings = self._generation_settings("edit", instruction, "", seed, steps, guidance)
         settings["instruction"] = settings.pop("prompt")
+        settings["image_guidance"] = self._check_guidance(
+            "image_guidance", _default(image_guidance, self.defaults.image_guidance)
+        )
         side = self.config.image_size
         timings: dict[str, float] = {}
         with _Timer(timings, "encode"):
@@ -235,8 +239,10 @@ class TunaPipeline:
         special = self.tokenizer.special
         cond = editing_layout(special, n, self._prompt_ids(instruction), 0)
         uncond = editing_layout(special, n, [], 0)
+        # The branch with neither source nor instruction is text-to-image's unconditional one.
+        empty = generation_layout(special, [], 0) if settings["image_guidance"] != 1.0 else None
         grid = self.config.latent_grid(1, side, side)
-        frames, more = self._generate(cond, uncond, [source], grid, 1, settings, progress)
+        frames, more = self._generate(cond, uncond, [source], grid, 1, settings, progress, empty=empty)
         self.last_timings = timings | more
         return ImageResult([Image.fromarray(frames[0][0])], settings, self.last_timings)
 
@@ -249,15 +255,20 @@ class TunaPipeline:
         count: int,
         settings: dict[str, Any],
         progress: Progress | None,
+        empty: Layout | None = None,
     ) -> tuple[list[np.ndarray], dict[str, float]]:
-        """Steps 2–5 shared by every generation task: prefill, noise, ODE, decode."""
+        """Steps 2–5 shared by every generation task: prefill, noise, ODE, decode.
+
+        `empty` (edits with image guidance) is a third branch with no clean image, so it has a
+        prefix of its own."""
         timings: dict[str, float] = {}
         guidance = settings["guidance"]
-        use_cfg = guidance != 1.0
+        use_cfg = guidance != 1.0 or empty is not None
         prefixes = [prefix_layout(cond)] * count + ([prefix_layout(uncond)] * count if use_cfg else [])
         clean = [lat.expand(len(prefixes), *lat.shape[1:]).to(self.device) for lat in clean]
         with _Timer(timings, "prefill"):
             ctx = self.model.prefill(prefixes, clean)
+            empty_ctx = None if empty is None else self.model.prefill([prefix_layout(empty)] * count, [])
         generator = torch.Generator().manual_seed(settings["seed"])
         # Drawn on the CPU from the caller's seed, so a seed means the same noise on every device.
         noise = torch.randn((count, self.config.latent_channels, *grid), generator=generator).to(self.device)
@@ -265,10 +276,14 @@ class TunaPipeline:
         times = time_grid(settings["steps"], self.model.shift_for(grid) if shift is None else shift)
 
         def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            if use_cfg:
-                x, t = torch.cat([x, x]), torch.cat([t, t])
-            v = self.model.denoise(ctx, x, t, visual=self.units.visual(x))
-            return guided(v, guidance) if use_cfg else v
+            if not use_cfg:
+                return self.model.denoise(ctx, x, t, visual=self.units.visual(x))
+            xx = torch.cat([x, x])
+            v = self.model.denoise(ctx, xx, torch.cat([t, t]), visual=self.units.visual(xx))
+            if empty_ctx is None:
+                return guided(v, guidance)
+            v_empty = self.model.denoise(empty_ctx, x, t, visual=self.units.visual(x))
+            return guided_edit(torch.cat([v, v_empty]), guidance, settings["image_guidance"])
 
         with _Timer(timings, "denoise"):
             latents = solve_ode(velocity, noise, times, solver=self.defaults.solver, callback=progress)
@@ -332,11 +347,7 @@ class TunaPipeline:
         steps = self._check_int(
             "steps", _default(steps, self.defaults.steps), self.limits.min_steps, self.limits.max_steps
         )
-        guidance = float(_default(guidance, self.defaults.guidance))
-        if not self.limits.min_guidance <= guidance <= self.limits.max_guidance:
-            raise ValueError(
-                f"guidance must be in [{self.limits.min_guidance}, {self.limits.max_guidance}], got {guidance}"
-            )
+        guidance = self._check_guidance("guidance", _default(guidance, self.defaults.guidance))
         return {
             "task": task,
             "prompt": prompt.strip(),
@@ -347,6 +358,14 @@ class TunaPipeline:
             "solver": self.defaults.solver,
             "model": self.model_id,
         }
+
+    def _check_guidance(self, name: str, value: Any) -> float:
+        low, high = self.limits.min_guidance, self.limits.max_guidance
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ValueError(f"{name} must be a number between {low} and {high}, got {value!r}")
+        if not low <= float(value) <= high:
+            raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+        return float(value)
 
     def _check_side(self, name: str, value: int) -> int:
         m = self.config.size_multiple

@@ -17,6 +17,7 @@ of all objects the prompts name, the share drawn in their colour at their cell (
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,7 +132,8 @@ def evaluate(
     """Accuracy per metric over `n` items each; optionally save a contact sheet of generations."""
     if unknown := [m for m in metrics if m not in METRICS]:
         raise ValueError(f"unknown metric {', '.join(map(repr, unknown))}; choose from {', '.join(METRICS)}")
-    report: dict[str, Any] = {"model": pipe.model_id, "n": n, "seed": seed, "metrics": {}}
+    sampler = dataclasses.asdict(pipe.defaults)
+    report: dict[str, Any] = {"model": pipe.model_id, "n": n, "seed": seed, "sampler": sampler, "metrics": {}}
     shown: list[Trial] = []
     for metric in metrics:
         trials = [trial(pipe, metric, seed, i) for i in tqdm(range(n), desc=f"eval {metric}", leave=False)]
@@ -153,7 +155,12 @@ def evaluate(
 
 
 def format_table(report: dict[str, Any]) -> str:
-    lines = [f"Shapes World evaluation — {report['model']} (n={report['n']} per task, seed {report['seed']})", ""]
+    s = report["sampler"]
+    lines = [
+        f"Shapes World evaluation — {report['model']} (n={report['n']} per task, seed {report['seed']}; "
+        f"{s['steps']} steps, guidance {s['guidance']}, edits' image guidance {s['image_guidance']})",
+        "",
+    ]
     lines += ["| task | accuracy | target | objects placed | objects exact |", "| --- | --- | --- | --- | --- |"]
 
     def cell(value: float | None, fmt: str) -> str:
