@@ -317,7 +317,7 @@ class SamplerConfig:
     steps: int = 50
     guidance: float = 7.5
     # Edits only: a third branch with neither source nor instruction, s_I > 1 keeping more of the source
-    # (InstructPix2Pix). 1 = two branches, the source in both, as the model is trained.
+    # (InstructPix2Pix). 1 = plain guidance: two branches, the source in both.
     image_guidance: float = 1.0
     time_shift: float | None = None  # None: the model's shift for the requested size
     solver: str = "euler"  # "euler" or "heun"

@@ -53,8 +53,8 @@ def guided_edit(velocity: torch.Tensor, guidance: float, image_guidance: float) 
     """Combine a [source + instruction; source only; neither] batch with two scales (InstructPix2Pix):
     v_0 + s_I·(v_s − v_0) + g·(v_si − v_s).
 
-    s_I > 1 pushes the result towards what the source alone predicts, which is how an edit learns
-    to keep what the instruction does not change; s_I = 1 is `guided` on the first two thirds."""
+    s_I > 1 pushes the result towards what the source alone predicts, so an edit keeps more of what
+    the instruction leaves alone; s_I = 1 is `guided` on the first two thirds."""
     both, source, empty = velocity.chunk(3)
     return empty + image_guidance * (source - empty) + guidance * (both - source)
 
