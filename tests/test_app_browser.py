@@ -127,6 +127,8 @@ def test_every_tab_runs_in_the_browser_and_results_can_be_rated(
     t2i.get_by_role("button", name="Settings").click()
     t2i.get_by_label("number input for Number of images").fill("2")
     t2i.get_by_label("number input for Number of images").press("Enter")
+    # The slider moving is the sign the app has the new count; clicking before it may generate one image.
+    expect(t2i.get_by_label("range slider for Number of images")).to_have_value("2")
     t2i.get_by_role("button", name="Generate", exact=True).click()
     page.locator("#t2i-gallery img").nth(1).wait_for()
     rate("t2i", 5, "two images")
