@@ -75,6 +75,19 @@ def test_follow_ups_flag_reaches_the_recipe_and_must_be_a_probability(tmp_path):
         TrainConfig(follow_ups=1.5)
 
 
+def test_batch_flag_resizes_the_named_tasks_and_keeps_the_others(tmp_path):
+    argv = ["train", "--out", str(tmp_path), "--batch", "t2i=32, qa=8"]
+    _, cfg = train_configs(build_parser().parse_args(argv))
+    assert cfg.batch == TrainConfig().batch | {"t2i": 32, "qa": 8}
+    assert cfg.task_batches() == cfg.batch
+    with pytest.raises(SystemExit):  # argparse prints the usage and the bad item
+        build_parser().parse_args(["train", "--out", str(tmp_path), "--batch", "t2i:32"])
+    with pytest.raises(ValueError, match=r"size ≥ 1 for each task"):
+        train_configs(build_parser().parse_args(["train", "--out", str(tmp_path), "--batch", "paint=4"]))
+    with pytest.raises(ValueError, match=r"size ≥ 1 for each task"):
+        TrainConfig(batch={"t2i": 0})
+
+
 def test_a_follow_up_batch_supervises_every_answer_of_every_chat(tiny_pipeline):
     model, tok = tiny_pipeline.model, tiny_pipeline.tokenizer
     data = held_out_set(model, seed=3, images=4, videos=2)

@@ -51,6 +51,17 @@ def _guidance(text: str) -> float:
     return value
 
 
+def _batch_sizes(text: str) -> dict[str, int]:
+    """`t2i=32,qa=8`: micro-batch sizes for some tasks; the recipe's sizes stay for the others."""
+    sizes = {}
+    for item in text.split(","):
+        task, _, size = item.partition("=")
+        if not size.strip().isdigit():
+            raise argparse.ArgumentTypeError(f"expected TASK=SIZE[,TASK=SIZE…] like t2i=32,qa=8, got {item!r}")
+        sizes[task.strip()] = int(size)
+    return sizes
+
+
 def load_pipeline(args: argparse.Namespace):
     """The pipeline for --model/--preset; the bundled checkpoint when neither is given."""
     from engines import build_units
@@ -193,6 +204,8 @@ def train_configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
         )
         if v is not None
     }
+    if args.batch:
+        overrides["batch"] = TrainConfig().batch | args.batch
     cfg = dataclasses.replace(TrainConfig(), tasks=TASK_GROUPS[args.tasks], **overrides)
     model_config = dataclasses.replace(ModelConfig.preset(args.preset), representation=args.representation)
     return model_config, cfg
@@ -340,6 +353,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="P",
         help=f"share of QA and caption samples that follow earlier chat turns (default {TrainConfig.follow_ups})",
+    )
+    p.add_argument(
+        "--batch",
+        type=_batch_sizes,
+        default=None,
+        metavar="TASK=SIZE,…",
+        help=f"micro-batch sizes per step for some tasks (default {TrainConfig().batch})",
     )
     p.add_argument("--stage1", type=Path, default=None, help="reuse this run's VAE and latent cache (ablations)")
     p.add_argument(

@@ -400,6 +400,10 @@ class TrainConfig:
             raise ValueError(f"follow_ups is a probability, between 0 and 1; got {self.follow_ups}")
         if self.mixed_precision not in ("auto", "no", "bf16"):
             raise ValueError(f"mixed_precision must be 'auto', 'no' or 'bf16', got {self.mixed_precision!r}")
+        known = set(TrainConfig.tasks)
+        bad = {t: n for t, n in self.batch.items() if t not in known or n < 1}
+        if bad or set(self.batch) != known:
+            raise ValueError(f"batch needs a size ≥ 1 for each task of {sorted(known)}, got {self.batch}")
 
     def task_batches(self) -> dict[str, int]:
         """Micro-batch per trained task, scaled so a subset sees as many samples per step as all six
