@@ -145,8 +145,8 @@ def unit_specs(
 ) -> dict[str, UnitSpec]:
     """The encoder, visual and decoder units of `model` in `dtype`, for `buckets`.
 
-    Batch limits follow the pipeline: the visual unit sees conditional and unconditional rows
-    (classifier-free guidance) for up to `max_num_images` images; the VAE units see the images.
+    Batch limits follow the pipeline: every unit sees up to `max_num_images` rows (the visual unit
+    encodes x_t once per step, whatever the number of guidance branches).
     """
     if dtype not in PRECISIONS:
         raise ValueError(f"dtype must be one of {', '.join(map(str, PRECISIONS))}, got {dtype}")
@@ -160,6 +160,6 @@ def unit_specs(
     common = {"device": model.device, "dtype": dtype}
     return {
         "encoder": UnitSpec("encoder", VaeEncoder(vae), pixels, images, 1, "cosine", vae_hash, **common),
-        "visual": UnitSpec("visual", visual, latents, 2 * images, 2, "cosine", visual_hash, **common),
+        "visual": UnitSpec("visual", visual, latents, images, 1, "cosine", visual_hash, **common),
         "decoder": UnitSpec("decoder", VaeDecoder(vae), latents, images, 1, "psnr", vae_hash, **common),
     }

@@ -347,11 +347,11 @@ def test_tensorrt_path_exports_caches_and_warm_starts(model, monkeypatch, tmp_pa
     assert [first.backends[n] for n in ("encoder", "visual", "decoder")] == ["tensorrt"] * 3
     assert len(list(tmp_path.glob("*.pt2"))) == 3
     assert all(c["attn_bias_is_causal"] is False and c["min_block_size"] == 1 for c in stand_in.compiled)
-    assert stand_in.compiled[1]["inputs"] == [
+    assert stand_in.compiled[1]["inputs"] == [  # the visual unit: x_t once per step, up to 4 images
         {
             "min_shape": (1, 16, 1, 16, 16),
-            "opt_shape": (2, 16, 1, 16, 16),
-            "max_shape": (8, 16, 1, 16, 16),
+            "opt_shape": (1, 16, 1, 16, 16),
+            "max_shape": (4, 16, 1, 16, 16),
             "dtype": torch.float32,
         }
     ]
@@ -392,7 +392,7 @@ def test_bench_runs_on_cpu_and_writes_its_section(tmp_path, capsys):
     assert bench.main(argv) == 0
     text = out.read_text()
     assert text.startswith("# Performance\n") and bench.SECTION_START in text
-    assert "| visual | 2 × 16×1×16×16 |" in text
+    assert "| visual | 1 × 16×1×16×16 |" in text  # x_t once per step, one image
     assert "- tensorrt: unavailable: " in text  # no CUDA device here; no torch-tensorrt on a bare GPU
     assert "| eager |" in text  # the end-to-end row
 

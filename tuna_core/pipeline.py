@@ -276,13 +276,14 @@ class TunaPipeline:
         times = time_grid(settings["steps"], self.model.shift_for(grid) if shift is None else shift)
 
         def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            visual = self.units.visual(x)  # every branch sees the same x_t: encode it once
             if not use_cfg:
-                return self.model.denoise(ctx, x, t, visual=self.units.visual(x))
-            xx = torch.cat([x, x])
-            v = self.model.denoise(ctx, xx, torch.cat([t, t]), visual=self.units.visual(xx))
+                return self.model.denoise(ctx, x, t, visual=visual)
+            both = torch.cat([visual, visual])
+            v = self.model.denoise(ctx, torch.cat([x, x]), torch.cat([t, t]), visual=both)
             if empty_ctx is None:
                 return guided(v, guidance)
-            v_empty = self.model.denoise(empty_ctx, x, t, visual=self.units.visual(x))
+            v_empty = self.model.denoise(empty_ctx, x, t, visual=visual)
             return guided_edit(torch.cat([v, v_empty]), guidance, settings["image_guidance"])
 
         with _Timer(timings, "denoise"):
