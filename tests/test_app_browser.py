@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import running_app
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 from tuna_core.annotations import AnnotationStore
 from tuna_core.config import BUNDLED_MODEL
@@ -55,6 +55,25 @@ def served(
 ) -> Iterator[tuple[AnnotationStore, str]]:
     with running_app(shown[0], tmp_path_factory.mktemp("data"), notes=shown[1]) as served:
         yield served
+
+
+def set_slider(scope: Locator, label: str, value: int, attempts: int = 3) -> None:
+    """Type `value` into a slider's number box and wait for the slider itself to move, the sign the app has it.
+
+    Keys typed into a freshly opened accordion can land before Svelte has bound the box's listeners (seen on
+    a loaded CI machine): the box shows the number but the app keeps the old one. Typing again then takes.
+    """
+    box = scope.get_by_label(f"number input for {label}")
+    slider = scope.get_by_label(f"range slider for {label}")
+    for attempt in range(attempts):
+        box.fill(str(value))
+        box.press("Enter")
+        try:
+            expect(slider).to_have_value(str(value), timeout=5_000)
+            return
+        except AssertionError:
+            if attempt == attempts - 1:
+                raise
 
 
 @pytest.fixture(scope="module")
@@ -125,10 +144,7 @@ def test_every_tab_runs_in_the_browser_and_results_can_be_rated(
         "a large red circle at the top left and a small blue square in the center"
     )
     t2i.get_by_role("button", name="Settings").click()
-    t2i.get_by_label("number input for Number of images").fill("2")
-    t2i.get_by_label("number input for Number of images").press("Enter")
-    # The slider moving is the sign the app has the new count; clicking before it may generate one image.
-    expect(t2i.get_by_label("range slider for Number of images")).to_have_value("2")
+    set_slider(t2i, "Number of images", 2)
     t2i.get_by_role("button", name="Generate", exact=True).click()
     page.locator("#t2i-gallery img").nth(1).wait_for()
     rate("t2i", 5, "two images")
