@@ -159,6 +159,19 @@ def _examples(rows: list[dict[str, Any]], inputs: dict[str, gr.components.Compon
     return gr.Examples([[row[name] for name in inputs] for row in rows], list(inputs.values()), examples_per_page=6)
 
 
+def _run_from(
+    io: dict[str, Any], button: gr.Button, textbox: gr.Textbox, examples: gr.Examples, api_name: str | None = None
+) -> None:
+    """Run one generation tab's function from its button, Enter in its prompt box, or a click on an example.
+
+    Only the button's event is a public API endpoint (when `api_name` is given), so each task is listed once.
+    """
+    visibility: dict[str, Any] = {"api_name": api_name} if api_name else {"api_visibility": "private"}
+    button.click(**io, **visibility, **GPU_EVENT)
+    textbox.submit(**io, api_visibility="private", **GPU_EVENT)
+    examples.load_input_event.then(**io, api_visibility="private", **GPU_EVENT)
+
+
 def _new_chat() -> dict[str, list[Any]]:
     """An empty conversation: the pipeline's messages, the attachment paths and what the chatbot shows."""
     return {"messages": [], "attachments": [], "display": []}
@@ -418,9 +431,7 @@ def build_demo(
             "inputs": [prompt, negative, seed, steps, guidance, width, height, count],
             "outputs": [gallery, t2i_results, t2i_selected],
         }
-        t2i_button.click(**t2i_io, api_visibility="private", **GPU_EVENT)
-        prompt.submit(**t2i_io, api_visibility="private", **GPU_EVENT)
-        t2i_examples.load_input_event.then(**t2i_io, api_visibility="private", **GPU_EVENT)
+        _run_from(t2i_io, t2i_button, prompt, t2i_examples)
         gr.on([], text_to_image, t2i_io["inputs"][:-1], api_image, api_name="text_to_image", **GPU_EVENT)
         size.change(lambda name: presets[name], size, [width, height], api_visibility="private", **QUICK_EVENT)
 
@@ -481,9 +492,7 @@ def build_demo(
             "inputs": [video_prompt, video_seed, video_steps, video_guidance, frames, fps],
             "outputs": [video, t2v_results],
         }
-        t2v_button.click(**t2v_io, api_name="text_to_video", **GPU_EVENT)
-        video_prompt.submit(**t2v_io, api_visibility="private", **GPU_EVENT)
-        t2v_examples.load_input_event.then(**t2v_io, api_visibility="private", **GPU_EVENT)
+        _run_from(t2v_io, t2v_button, video_prompt, t2v_examples, api_name="text_to_video")
 
         # -- Edit -----------------------------------------------------------------------------------
         with gr.Tab("Edit", id="edit", elem_id="tab-edit"):
@@ -542,9 +551,7 @@ def build_demo(
             "inputs": [source, instruction, edit_seed, edit_steps, edit_guidance, image_guidance],
             "outputs": [edited, edit_results],
         }
-        edit_button.click(**edit_io, api_name="edit", **GPU_EVENT)
-        instruction.submit(**edit_io, api_visibility="private", **GPU_EVENT)
-        edit_examples.load_input_event.then(**edit_io, api_visibility="private", **GPU_EVENT)
+        _run_from(edit_io, edit_button, instruction, edit_examples, api_name="edit")
 
         # -- Compare A/B ----------------------------------------------------------------------------
         with gr.Tab("Compare A/B", id="compare", elem_id="tab-compare"):
