@@ -90,6 +90,12 @@ def test_span_step_mask_sees_valid_prefix_and_whole_span():
     assert mask[0, 0].tolist() == [[False, True, True, True, True]] * 2
 
 
+def test_span_step_mask_stays_on_the_prefix_device():
+    # The KV cache's key mask lives on the GPU when serving; a CPU span would fail the concat.
+    valid = torch.ones(2, 3, dtype=torch.bool, device="meta")
+    assert span_step_mask(valid, 4).device.type == "meta"
+
+
 def test_rope_ids_are_frame_major_raster_order():
     ids = rope_ids_3d(2, 2, 3)
     assert ids.shape == (12, 3)

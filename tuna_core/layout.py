@@ -189,7 +189,7 @@ def span_step_mask(prefix_mask_keys: torch.Tensor, span_length: int) -> torch.Te
     Returns (B, 1, S, P + S).
     """
     b, _ = prefix_mask_keys.shape
-    span = torch.ones(b, span_length, dtype=torch.bool)
+    span = torch.ones(b, span_length, dtype=torch.bool, device=prefix_mask_keys.device)
     keys = torch.cat([prefix_mask_keys, span], dim=1)
     return keys[:, None, None, :].expand(b, 1, span_length, keys.shape[1]).clone()
 

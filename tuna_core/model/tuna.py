@@ -247,7 +247,7 @@ class TunaModel(nn.Module):
         visual = self.generation_visual(x_t) if visual is None else visual  # (B, N, D)
         x = torch.cat([self.time_embed(t.to(self.device))[:, None].to(visual.dtype), visual], dim=1)
         n = x.shape[1]
-        mask = span_step_mask(ctx.key_valid, n).to(self.device)
+        mask = span_step_mask(ctx.key_valid, n)
         position_ids = ctx.next_position[:, None] + torch.arange(n, device=self.device)[None]
         hidden = self.llm.model(
             inputs_embeds=x.to(self.dtype),

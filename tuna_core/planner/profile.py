@@ -253,8 +253,10 @@ def run_one(spec: ProfileSpec) -> Measurement:
 
 
 # -- many measurements, each in a fresh process -------------------------------------------------------
-def _context() -> multiprocessing.context.BaseContext:
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+def _context(device: str) -> multiprocessing.context.BaseContext:
+    """A fresh interpreter per run on CUDA (spawn): some import in the preload list initialises
+    CUDA, which a forked child cannot use. On CPU, children fork from a preloaded server."""
+    if torch.device(device).type == "cuda" or "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(_PRELOAD)
@@ -269,7 +271,7 @@ def profile_runs(specs: Sequence[ProfileSpec], *, progress: bool = True, desc: s
     """
     from tqdm import tqdm
 
-    ctx = _context()
+    ctx = _context(specs[0].device if specs else "cpu")
     results = []
     bar = tqdm(specs, desc=desc, disable=not progress, file=sys.stderr, dynamic_ncols=True)
     for spec in bar:
