@@ -31,7 +31,7 @@ from tuna_core.planner.methods import (
     quantize_weights,
 )
 from tuna_core.planner.plan import MethodRow, Plan, PlanConfig, make_plan, overrule_by_measurement, split_batches
-from tuna_core.planner.profile import ProfileSpec, profile_runs
+from tuna_core.planner.profile import Measurement, ProfileSpec, profile_runs, read_journal
 
 MiB = 2**20
 
@@ -393,6 +393,62 @@ def test_training_recommendation_names_the_method_or_none_when_nothing_fits():
     assert recommend_for_training("tuna-1.5b", 48 * 2**30, "cuda").name == "ckpt"
     assert recommend_for_training("tuna-1.5b", 24 * 2**30, "cuda") is None  # 35.6 GiB of weights + Adam
     assert recommend_for_training("tiny", 512 * 2**20, "cpu").name == "none"
+
+
+class _LinearRuns:
+    """Stands in for the child process: peak and time grow linearly with the batch; counts runs."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.specs: list[ProfileSpec] = []
+        self.stop_after = stop_after
+
+    def __call__(self, spec: ProfileSpec, ctx: object) -> Measurement:
+        if self.stop_after is not None and len(self.specs) == self.stop_after:
+            raise KeyboardInterrupt  # the lease ends, a timeout kills the plan
+        self.specs.append(spec)
+        peak, seconds = 40 * MiB * spec.batch + 100 * MiB, 0.05 * spec.batch + 0.2
+        return Measurement(spec, peak, seconds, (peak,), (seconds,))
+
+
+def test_a_journal_keeps_each_run_as_it_finishes_and_a_rerun_skips_the_runs_it_holds(tmp_path, monkeypatch):
+    from tuna_core.planner import profile
+
+    journal = tmp_path / "runs.jsonl"
+    specs = [ProfileSpec("tiny", "train", "none", b) for b in (1, 2, 3)]
+    monkeypatch.setattr(profile, "_run_isolated", _LinearRuns(stop_after=2))
+    with pytest.raises(KeyboardInterrupt):
+        profile_runs(specs, progress=False, journal=journal)
+    with journal.open("a") as f:
+        f.write('{"spec": {"preset": "ti')  # a kill in the middle of writing the third run
+    kept = read_journal(journal)
+    assert [m.spec for m in kept] == specs[:2]
+
+    rest = _LinearRuns()
+    monkeypatch.setattr(profile, "_run_isolated", rest)
+    changed = dataclasses.replace(specs[0], steps=5)  # other settings: a new measurement
+    results = profile_runs([*specs, changed], progress=False, journal=journal)
+    assert rest.specs == [specs[2], changed]
+    assert results[:2] == kept
+    assert len(read_journal(journal)) == 4  # the cut line stays skipped
+
+
+def test_cli_resume_reuses_the_journal_and_a_fresh_plan_measures_again(tmp_path, monkeypatch, capsys):
+    from tuna_core.planner import profile
+    from tuna_core.planner.cli import main
+
+    argv = ["--preset", "tiny", "--task", "train", "--budget", "1GiB", "--batch-sizes", "1,2,3,4", "--methods", "none"]
+    argv += ["--json", "--out", str(tmp_path)]
+    runs = _LinearRuns()
+    monkeypatch.setattr(profile, "_run_isolated", runs)
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert len(runs.specs) == 5  # four profiled sizes and the run at b_max
+    assert (tmp_path / "plan_tiny_train_cpu.runs.jsonl").read_text().count("\n") == 5
+
+    assert main([*argv, "--resume"]) == 0
+    assert len(runs.specs) == 5 and json.loads(capsys.readouterr().out) == first
+    assert main(argv) == 0
+    assert len(runs.specs) == 10
 
 
 # -- the command line ------------------------------------------------------------------------------

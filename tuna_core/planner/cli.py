@@ -5,7 +5,9 @@
     python -m tuna_core plan --preset tuna-7b --task t2i --budget 16GiB --estimate T4   # no GPU needed
 
 The table goes to stdout (with --json, only the JSON object does), the progress bar to stderr,
-and OUT/plan_<preset>_<task>_<device>.{png,json,txt,csv} are written (csv: every run).
+and OUT/plan_<preset>_<task>_<device>.{png,json,txt,csv} are written (csv: every run). Each run is
+also kept in OUT/plan_<preset>_<task>_<device>.runs.jsonl the moment it finishes, and `--resume`
+reuses those, so a plan cut short by a timeout or a lease that ends continues where it stopped.
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch threads per profiling run")
     p.add_argument("--sampling-steps", type=int, default=None, help="t2i ODE steps (default: the model's)")
     p.add_argument("--new-tokens", type=int, default=16, help="chat: tokens decoded per answer")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the runs in OUT/plan_*.runs.jsonl (every run is kept there as it finishes)",
+    )
     p.add_argument("--measure-limit", type=int, default=64, help="largest b_max that is run for real")
     p.add_argument(
         "--estimate",
@@ -81,8 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         plan = estimated_plan(cfg, gpu)
         stem = f"estimate_{cfg.preset}_{cfg.task}_{args.estimate}"
     else:
-        plan = make_plan(cfg)
         stem = f"plan_{cfg.preset}_{cfg.task}_{torch.device(cfg.device).type}"
+        journal = args.out / f"{stem}.runs.jsonl"
+        if not args.resume:
+            journal.unlink(missing_ok=True)
+        plan = make_plan(cfg, journal=journal)
         plot_plan(plan, args.out / f"{stem}.png")
         (args.out / f"{stem}.csv").write_text(plan.measurements_csv())
     result = plan.to_json()

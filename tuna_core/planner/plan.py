@@ -250,8 +250,15 @@ def _estimate_kwargs(cfg: PlanConfig) -> dict[str, int]:
     return {"sampling_steps": cfg.sampling_steps} if cfg.sampling_steps else {}
 
 
-def make_plan(cfg: PlanConfig, *, progress: bool = True, profiled: Sequence[Measurement] | None = None) -> Plan:
-    """Steps 1–5 of the module docstring; `profiled` reuses step-1 runs of an earlier plan."""
+def make_plan(
+    cfg: PlanConfig,
+    *,
+    progress: bool = True,
+    profiled: Sequence[Measurement] | None = None,
+    journal: Path | None = None,
+) -> Plan:
+    """Steps 1–5 of the module docstring; `profiled` reuses step-1 runs of an earlier plan, and a
+    `journal` keeps every run as it finishes and skips the runs it already holds."""
     names = cfg.method_names
     skipped = {
         name: reason for name in METHODS if name not in names and (reason := not_applicable(name, cfg.task, cfg.device))
@@ -259,7 +266,9 @@ def make_plan(cfg: PlanConfig, *, progress: bool = True, profiled: Sequence[Meas
     fit_sizes, held_sizes = split_batches(cfg.sizes)
     # 1. profile
     specs = [cfg.spec(name, b) for name in names for b in cfg.sizes]
-    measured = profiled if profiled is not None else profile_runs(specs, progress=progress, desc="profiling")
+    measured = (
+        profiled if profiled is not None else profile_runs(specs, progress=progress, desc="profiling", journal=journal)
+    )
     rows = []
     for name in names:
         row = MethodRow(name, measurements=[m for m in measured if m.spec.method == name])
@@ -280,7 +289,7 @@ def make_plan(cfg: PlanConfig, *, progress: bool = True, profiled: Sequence[Meas
         for v in verdicts(fits, cfg.budget_bytes, baseline=baseline):
             next(r for r in rows if r.name == v.name).verdict = v
     # 4. measure at b_max
-    _measure_at_b_max(cfg, rows, progress)
+    _measure_at_b_max(cfg, rows, progress, journal)
     # 5. recommend
     predicted = recommend([r.verdict for r in rows if r.verdict is not None])
     at_b_max = {r.name: r.measured_throughput for r in rows if r.measured_at_b_max and r.measured_throughput}
@@ -301,7 +310,7 @@ def overrule_by_measurement(
     return fastest if measured[fastest] > (1 + tolerance) * measured[predicted] else predicted
 
 
-def _measure_at_b_max(cfg: PlanConfig, rows: list[MethodRow], progress: bool) -> None:
+def _measure_at_b_max(cfg: PlanConfig, rows: list[MethodRow], progress: bool, journal: Path | None) -> None:
     todo: list[tuple[MethodRow, ProfileSpec]] = []
     for row in rows:
         if row.verdict is None or row.verdict.b_max < 1:
@@ -314,7 +323,8 @@ def _measure_at_b_max(cfg: PlanConfig, rows: list[MethodRow], progress: bool) ->
             todo.append((row, cfg.spec(row.name, b)))
         elif below := [s for s in profiled if s <= b]:
             _record(row, profiled[max(below)], at_b_max=False)
-    results = profile_runs([spec for _, spec in todo], progress=progress, desc="measuring at b_max") if todo else []
+    specs = [spec for _, spec in todo]
+    results = profile_runs(specs, progress=progress, desc="measuring at b_max", journal=journal) if todo else []
     for (row, _), m in zip(todo, results, strict=True):
         row.check = m
         if m.ok:

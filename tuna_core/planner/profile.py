@@ -21,6 +21,7 @@ an idle core the two agree. With more threads, wall-clock (CPU time would add th
 from __future__ import annotations
 
 import ctypes
+import json
 import multiprocessing
 import statistics
 import sys
@@ -28,7 +29,8 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
@@ -263,22 +265,58 @@ def _context(device: str) -> multiprocessing.context.BaseContext:
     return ctx
 
 
-def profile_runs(specs: Sequence[ProfileSpec], *, progress: bool = True, desc: str = "profiling") -> list[Measurement]:
+def profile_runs(
+    specs: Sequence[ProfileSpec], *, progress: bool = True, desc: str = "profiling", journal: Path | None = None
+) -> list[Measurement]:
     """Run each spec in a fresh child process (one at a time, so runs do not compete).
 
     A child that dies (the OS killed it, a CUDA error) becomes a Measurement with `error`; a
-    bug in the spec itself (ValueError) is raised here.
+    bug in the spec itself (ValueError) is raised here. With a `journal` (JSON lines), a spec
+    already in it is not run again, and each new run is appended the moment it finishes: a plan
+    cut short (a timeout, a lease that ends) resumes where it stopped.
     """
     from tqdm import tqdm
 
+    done = {m.spec: m for m in read_journal(journal)} if journal is not None else {}
+    if journal is not None and journal.exists() and not journal.read_bytes().endswith(b"\n"):
+        with journal.open("a") as f:
+            f.write("\n")  # close a line cut by a kill, so the next run starts a line of its own
     ctx = _context(specs[0].device if specs else "cpu")
     results = []
     bar = tqdm(specs, desc=desc, disable=not progress, file=sys.stderr, dynamic_ncols=True)
     for spec in bar:
+        if spec in done:
+            results.append(done[spec])
+            continue
         bar.set_postfix_str(f"{spec.method} b={spec.batch}")
-        with ProcessPoolExecutor(max_workers=1, mp_context=ctx, max_tasks_per_child=1) as pool:
-            try:
-                results.append(pool.submit(run_one, spec).result())
-            except BrokenProcessPool:
-                results.append(Measurement(spec, 0, 0.0, error="the profiling process died (out of host memory?)"))
+        measurement = _run_isolated(spec, ctx)
+        if journal is not None:
+            with journal.open("a") as f:
+                f.write(json.dumps(asdict(measurement)) + "\n")
+        results.append(measurement)
     return results
+
+
+def _run_isolated(spec: ProfileSpec, ctx: multiprocessing.context.BaseContext) -> Measurement:
+    """`run_one` in a child of its own; a child that dies becomes a Measurement with `error`."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx, max_tasks_per_child=1) as pool:
+        try:
+            return pool.submit(run_one, spec).result()
+        except BrokenProcessPool:
+            return Measurement(spec, 0, 0.0, error="the profiling process died (out of host memory?)")
+
+
+def read_journal(path: Path) -> list[Measurement]:
+    """The runs a journal holds (none when it does not exist yet). A kill mid-write can leave a
+    cut last line; it is skipped, so that run is simply made again."""
+    if not path.exists():
+        return []
+    runs = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        spec = ProfileSpec(**row.pop("spec"))
+        runs.append(Measurement(spec, **{**row, "peaks": tuple(row["peaks"]), "times": tuple(row["times"])}))
+    return runs
