@@ -256,8 +256,9 @@ def run_one(spec: ProfileSpec) -> Measurement:
 
 # -- many measurements, each in a fresh process -------------------------------------------------------
 def _context(device: str) -> multiprocessing.context.BaseContext:
-    """A fresh interpreter per run on CUDA (spawn): some import in the preload list initialises
-    CUDA, which a forked child cannot use. On CPU, children fork from a preloaded server."""
+    """A fresh interpreter per run on CUDA (spawn): on a lent H200 every child forked from the
+    preloaded server failed with "Cannot re-initialize CUDA in forked subprocess". On CPU,
+    children fork from the preloaded server, which saves the imports of every run."""
     if torch.device(device).type == "cuda" or "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
