@@ -2,6 +2,7 @@
 
 import dataclasses
 import itertools
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -21,9 +22,11 @@ from tuna_core.eval.heldout import held_out_set
 from tuna_core.layout import generation_layout
 from tuna_core.media import to_frames, to_pixels
 from tuna_core.model import SequenceBatch, TunaModel
+from tuna_core.model.visual import LatentVAE
 from tuna_core.tokenizer import TunaTokenizer
+from tuna_core.train.cache import build_cache, edit_of, render_cached
 from tuna_core.train.common import get_lr
-from tuna_core.train.joint import make_batch, train_joint
+from tuna_core.train.joint import EMA, make_batch, train_joint
 from tuna_core.train.vae import held_out_errors, keyframe_video_path, object_mask, object_weighted_l1, read_exactly
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,6 +149,26 @@ def small_recipe() -> TrainConfig:
     )
 
 
+def test_the_cache_holds_each_seeded_scene_at_its_index(tmp_path, small_recipe):
+    """Scenes are rendered in worker processes; each latent must still be its own index's scene."""
+    torch.manual_seed(0)
+    vae = LatentVAE(AutoencoderKLWan(**ModelConfig.tiny().vae).eval())
+    cache = build_cache(vae, small_recipe, tmp_path)
+    seed = small_recipe.seed
+    with torch.no_grad():
+        for kind, latents, i in (
+            ("images", cache.images, 37),
+            ("edit_targets", cache.edit_targets, 5),
+            ("videos", cache.videos, 6),
+        ):
+            alone = vae.encode(to_pixels(render_cached(kind, seed, i)[None])).half()[0]
+            assert torch.allclose(latents[i].float(), alone.float(), atol=1e-2), kind
+            assert not torch.allclose(latents[i - 1].float(), alone.float(), atol=1e-2), kind
+    assert cache.edits[5] == edit_of(seed, 5)
+    reloaded = build_cache(vae, small_recipe, tmp_path)  # every chunk is on disk now: loaded, not re-rendered
+    assert torch.equal(reloaded.videos, cache.videos)
+
+
 def test_resumed_training_matches_an_uninterrupted_run(tmp_path, small_recipe):
     torch.manual_seed(0)
     config = ModelConfig.tiny()
@@ -161,6 +184,7 @@ def test_resumed_training_matches_an_uninterrupted_run(tmp_path, small_recipe):
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     logs = [(tmp_path / run / "log.jsonl").read_text().splitlines() for run in ("straight", "resumed")]
     assert len(logs[0]) == len(logs[1]) == 3
+    assert all(json.loads(line)["s_per_step"] > 0 for line in logs[0])  # what a GPU script sizes its run by
     assert (tmp_path / "resumed" / "loss.png").exists()
 
 
@@ -175,6 +199,17 @@ def a_checkpoint_on(vae: AutoencoderKLWan, folder, seed: int) -> TunaModel:
         torch.nn.init.normal_(p, std=0.02)
     save_pretrained(model, tok, folder)
     return model
+
+
+def test_the_ema_moves_with_the_weights_it_averages():
+    """Accelerate puts the model on the GPU after the EMA is made; an average left on the CPU would
+    fail its first update there. (The meta device stands in for a GPU.)"""
+    ema = EMA({"w": torch.zeros(2, 3)}, decay=0.5)
+    with pytest.raises(RuntimeError):
+        ema.update({"w": torch.ones(2, 3, device="meta")}, step=100)
+    ema.to(torch.device("meta"))
+    ema.update({"w": torch.ones(2, 3, device="meta")}, step=100)
+    assert ema.shadow["w"].device.type == "meta"
 
 
 def test_a_run_started_from_a_checkpoint_starts_from_its_weights(tmp_path, small_recipe):

@@ -38,9 +38,9 @@ class LatentVAE(nn.Module):
         self.std = torch.tensor(std, device=self.std.device).view(1, z, 1, 1, 1)
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(B, 3, T, H, W) in [-1, 1] → normalised latents (B, C, T', H/s, W/s)."""
+        """(B, 3, T, H, W) in [-1, 1] → normalised latents (B, C, T', H/s, W/s), on the VAE's device."""
         dtype = next(self.vae.parameters()).dtype
-        mu = self.vae.encode(pixels.to(dtype)).latent_dist.mode()
+        mu = self.vae.encode(pixels.to(self.mean.device, dtype)).latent_dist.mode()
         return ((mu - self.mean.to(mu.dtype)) / self.std.to(mu.dtype)).float()
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:

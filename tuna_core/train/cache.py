@@ -8,7 +8,11 @@ serves many prompts, questions and captions.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -51,28 +55,40 @@ class LatentCache:
     video_scenes: list[Scene]
 
 
+def render_cached(kind: str, seed: int, i: int) -> np.ndarray:
+    """The pixels of cached item `i` of `kind` (images, edit_targets or videos): pure, so any process can render it."""
+    if kind == "images":
+        return render_image(image_scene(seed, i))
+    if kind == "edit_targets":
+        return render_image(edit_of(seed, i)[1])
+    return render_video(video_scene(seed, i))
+
+
 def build_cache(vae: LatentVAE, cfg: TrainConfig, folder: Path) -> LatentCache:
-    """Encode (or load) every cached latent; chunks already on disk are reused."""
+    """Encode (or load) every cached latent; chunks already on disk are reused.
+
+    Rendering runs on every CPU core (one process each, started only if a chunk is missing):
+    with the VAE on a GPU it is what the build waits on.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     seed = cfg.seed
-    kinds = {
-        "images": (cfg.cache_images, lambda i: render_image(image_scene(seed, i))),
-        "edit_targets": (cfg.cache_edits, lambda i: render_image(edit_of(seed, i)[1])),
-        "videos": (cfg.cache_videos, lambda i: render_video(video_scene(seed, i))),
-    }
+    counts = {"images": cfg.cache_images, "edit_targets": cfg.cache_edits, "videos": cfg.cache_videos}
     tensors = {}
-    for name, (count, render) in kinds.items():
-        chunks = []
-        for start in tqdm(range(0, count, CHUNK), desc=f"cache {name}", dynamic_ncols=True):
-            path = folder / f"{name}-{seed}-{start:06d}-{CHUNK}.safetensors"
-            if not path.exists():
-                stop = min(start + CHUNK, count)
-                pixels = to_pixels(np.stack([render(i) for i in range(start, stop)]))
-                with torch.no_grad():
-                    lat = torch.cat([vae.encode(p) for p in pixels.split(32 if pixels.shape[2] == 1 else 4)])
-                save_file({"latents": lat.half().contiguous()}, str(path))
-            chunks.append(load_file(str(path))["latents"])
-        tensors[name] = torch.cat(chunks)
+    workers = len(os.sched_getaffinity(0))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as renderers:
+        for name, count in counts.items():
+            chunks = []
+            for start in tqdm(range(0, count, CHUNK), desc=f"cache {name}", dynamic_ncols=True):
+                path = folder / f"{name}-{seed}-{start:06d}-{CHUNK}.safetensors"
+                if not path.exists():
+                    indices = range(start, min(start + CHUNK, count))
+                    rendered = renderers.map(partial(render_cached, name, seed), indices, chunksize=8)
+                    pixels = to_pixels(np.stack(list(rendered)))
+                    with torch.no_grad():
+                        lat = torch.cat([vae.encode(p) for p in pixels.split(32 if pixels.shape[2] == 1 else 4)])
+                    save_file({"latents": lat.half().cpu().contiguous()}, str(path))
+                chunks.append(load_file(str(path))["latents"])
+            tensors[name] = torch.cat(chunks)
     return LatentCache(
         seed,
         tensors["images"],

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -102,6 +103,10 @@ class EMA:
         self.decay = decay
         self.shadow = {k: v.detach().float().clone() for k, v in params.items()}
 
+    def to(self, device: torch.device) -> None:
+        """Keep the average beside the weights: it is updated from them every step."""
+        self.shadow = {k: v.to(device) for k, v in self.shadow.items()}
+
     @torch.no_grad()
     def update(self, params: dict[str, torch.Tensor], step: int) -> None:
         d = min(self.decay, (1 + step) / (10 + step))  # short runs: don't average in the random init
@@ -140,7 +145,7 @@ def train_joint(
     if memory_method is not None:
         memory_method(model)
     with accelerator.main_process_first():
-        cache = build_cache(model.vae, cfg, cache_dir or out / "cache")
+        cache = build_cache(model.vae.to(accelerator.device), cfg, cache_dir or out / "cache")
 
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     decay = [p for n, p in trainable.items() if p.ndim >= 2]
@@ -156,6 +161,7 @@ def train_joint(
     if start == 0 and init is not None:
         _warm_start(model, ema, init)
     model, opt = accelerator.prepare(model, opt)
+    ema.to(accelerator.device)
     batches = cfg.task_batches()
 
     bar = tqdm(
@@ -166,6 +172,7 @@ def train_joint(
         dynamic_ncols=True,
         disable=not accelerator.is_main_process,
     )
+    lap = time.perf_counter()
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = get_lr(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
@@ -184,7 +191,10 @@ def train_joint(
         ema.update(trainable, step)
         bar.set_postfix({k.split("/")[1]: f"{v:.3f}" for k, v in record.items()}, refresh=False)
         if accelerator.is_main_process and (step + 1) % cfg.log_every == 0:
-            append_log(log, {"step": step + 1, "lr": opt.param_groups[0]["lr"], **record})
+            now = time.perf_counter()  # each .item() above waited for the device, so this is wall time
+            seconds = round((now - lap) / cfg.log_every, 4)
+            append_log(log, {"step": step + 1, "lr": opt.param_groups[0]["lr"], **record, "s_per_step": seconds})
+            lap = now
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:
@@ -227,7 +237,7 @@ def _warm_start(model: TunaModel, ema: EMA, folder: Path) -> None:
     if source.config != model.config:
         raise ValueError(f"--init {folder}: its config.json is not the model this run trains (another preset?)")
     ours, theirs = model.vae.vae.state_dict(), source.vae.vae.state_dict()
-    if any(not torch.equal(ours[k], theirs[k]) for k in ours):
+    if any(not torch.equal(ours[k], theirs[k].to(ours[k].device)) for k in ours):  # ours may be on the GPU
         raise ValueError(f"--init {folder}: its VAE differs from this run's stage 1; pass --stage1 with its run")
     model.load_state_dict(source.state_dict())
     ema.shadow = {n: p.detach().float().clone() for n, p in model.named_parameters() if n in ema.shadow}
