@@ -26,8 +26,9 @@ SECONDS=0
 timeout 300 "${train[@]}" --out /tmp/timing --steps 30 || exit 1
 echo "took ${SECONDS} s"
 pace=$(python3 -c "import json; print(json.loads(open('/tmp/timing/log.jsonl').readlines()[-1])['s_per_step'])")
-steps=$(python3 -c "print(max(100, int($TRAIN_S / $pace) // 100 * 100))")
+steps=$(python3 -c "print(int($TRAIN_S / $pace) // 100 * 100)")  # checkpoints come every 100 steps
 echo "== $pace s a step: $steps steps"
+[ "$steps" -gt 0 ] || { echo "fewer than 100 steps fit in TRAIN_S=$TRAIN_S s"; exit 1; }
 SECONDS=0
 timeout $((TRAIN_S + 120)) "${train[@]}" --out $RUN --steps "$steps"
 echo "rc=$? after ${SECONDS} s"
