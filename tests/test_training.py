@@ -165,7 +165,9 @@ def test_the_cache_holds_each_seeded_scene_at_its_index(tmp_path, small_recipe):
             assert torch.allclose(latents[i].float(), alone.float(), atol=1e-2), kind
             assert not torch.allclose(latents[i - 1].float(), alone.float(), atol=1e-2), kind
     assert cache.edits[5] == edit_of(seed, 5)
+    written = {f: f.stat().st_mtime_ns for f in tmp_path.glob("*.safetensors")}
     reloaded = build_cache(vae, small_recipe, tmp_path)  # every chunk is on disk now: loaded, not re-rendered
+    assert {f: f.stat().st_mtime_ns for f in tmp_path.glob("*.safetensors")} == written
     assert torch.equal(reloaded.videos, cache.videos)
 
 
