@@ -30,7 +30,7 @@ if [ -z "$STEPS" ]; then
     SECONDS=0
     timeout 300 "${train[@]}" --out /tmp/timing --steps 30 || exit 1
     echo "took ${SECONDS} s"
-    # The pace of steps 21-30 overestimates a long run's: the first call timed 0.45 s, then averaged 0.36 s (0.40 in a second call).
+    # Steps 21-30 overestimate a long run's pace: timed at 0.45 s, 600 steps averaged 0.33 s (session 20).
     pace=$(python3 -c "import json; print(json.loads(open('/tmp/timing/log.jsonl').readlines()[-1])['s_per_step'])")
     STEPS=$(python3 -c "print(int($TRAIN_S / $pace) // 100 * 100)")  # checkpoints come every 100 steps
     echo "== $pace s a step: $STEPS steps"
