@@ -156,15 +156,23 @@ def test_eval_runs_only_the_metrics_asked_for_and_names_an_unknown_one(tiny_chec
     assert bad.stderr.strip().splitlines() == ["error: unknown metric 't2v'; choose from " + ", ".join(METRICS)]
 
 
-def test_eval_takes_guidance_overrides_and_records_them(tiny_checkpoint, tmp_path):
+def test_eval_takes_sampler_overrides_and_records_them(tiny_checkpoint, tmp_path):
     report_path = tmp_path / "r.json"
     args = ["eval", "--model", tiny_checkpoint, "--n", "1", "--metrics", "edit", "--json", report_path]
-    done = tuna(*args, "--guidance", "3", "--image-guidance", "2.5")
+    done = tuna(*args, "--guidance", "3", "--image-guidance", "2.5", "--steps", "2", "--time-shift", "3")
     assert done.returncode == 0, done.stderr
     sampler = json.loads(report_path.read_text())["sampler"]
-    assert (sampler["guidance"], sampler["image_guidance"]) == (3.0, 2.5)
+    assert (sampler["guidance"], sampler["image_guidance"], sampler["steps"], sampler["time_shift"]) == (
+        3.0,
+        2.5,
+        2,
+        3.0,
+    )
+    assert "2 steps, time shift 3.0, guidance 3.0" in done.stdout
     bad = tuna(*args, "--image-guidance", "0.5")
     assert bad.returncode == 2 and "--image-guidance: must be a number in [1.0, 20.0], got '0.5'" in bad.stderr
+    bad = tuna(*args, "--steps", "2.5")
+    assert bad.returncode == 2 and "--steps: must be an integer in [1, 200], got '2.5'" in bad.stderr
 
 
 def test_info_counts_parameters_of_a_full_size_preset():

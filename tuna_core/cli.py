@@ -39,16 +39,23 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
 
 
-def _guidance(text: str) -> float:
-    """A guidance scale within the pipeline's limits, checked before a long run starts."""
-    low, high = Limits.min_guidance, Limits.max_guidance
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"must be a number in [{low}, {high}], got {text!r}")
-    return value
+def _number_in(low: float, high: float, cast: type = float) -> Callable[[str], float]:
+    """An argparse type for a setting within [low, high], checked before a long run starts."""
+
+    def parse(text: str) -> float:
+        try:
+            value = cast(text)
+        except ValueError:
+            value = float("nan")
+        if not low <= value <= high:
+            kind = "an integer" if cast is int else "a number"
+            raise argparse.ArgumentTypeError(f"must be {kind} in [{low}, {high}], got {text!r}")
+        return value
+
+    return parse
+
+
+_guidance = _number_in(Limits.min_guidance, Limits.max_guidance)
 
 
 def _batch_sizes(text: str) -> dict[str, int]:
@@ -238,7 +245,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from tuna_core.eval.evaluate import METRICS, evaluate, format_table
 
     pipe = load_pipeline(args)
-    overrides = {"guidance": args.guidance, "image_guidance": args.image_guidance}
+    overrides = {
+        "guidance": args.guidance,
+        "image_guidance": args.image_guidance,
+        "steps": args.steps,
+        "time_shift": args.time_shift,
+    }
     pipe.defaults = dataclasses.replace(pipe.defaults, **{k: v for k, v in overrides.items() if v is not None})
     metrics = tuple(args.metrics) if args.metrics else METRICS
     report = evaluate(pipe, n=args.n, seed=args.seed, metrics=metrics, contact_sheet=args.sheet)
@@ -378,6 +390,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", nargs="+", default=None, metavar="METRIC", help="only these (default: all six)")
     p.add_argument("--guidance", type=_guidance, default=None, help="instead of the model's (for sweeps)")
     p.add_argument("--image-guidance", type=_guidance, default=None, help="edits: instead of the model's")
+    p.add_argument(
+        "--steps",
+        type=_number_in(Limits.min_steps, Limits.max_steps, int),
+        default=None,
+        help="denoising steps instead of the model's",
+    )
+    p.add_argument(
+        "--time-shift", type=_number_in(0.1, 10.0), default=None, help="flow time shift instead of the model's"
+    )
     p.set_defaults(handler=cmd_eval)
 
     p = sub.add_parser("ablations", help="held-out losses and accuracy of equal-compute `train` runs")

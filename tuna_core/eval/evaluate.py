@@ -156,9 +156,10 @@ def evaluate(
 
 def format_table(report: dict[str, Any]) -> str:
     s = report["sampler"]
+    shift = "" if s["time_shift"] is None else f", time shift {s['time_shift']}"
     lines = [
         f"Shapes World evaluation — {report['model']} (n={report['n']} per task, seed {report['seed']}; "
-        f"{s['steps']} steps, guidance {s['guidance']}, edits' image guidance {s['image_guidance']})",
+        f"{s['steps']} steps{shift}, guidance {s['guidance']}, edits' image guidance {s['image_guidance']})",
         "",
     ]
     lines += ["| task | accuracy | target | objects placed | objects exact |", "| --- | --- | --- | --- | --- |"]
