@@ -168,7 +168,7 @@ def test_eval_takes_sampler_overrides_and_records_them(tiny_checkpoint, tmp_path
         2,
         3.0,
     )
-    assert "2 steps, time shift 3.0, guidance 3.0" in done.stdout
+    assert "2 euler steps, time shift 3.0, guidance 3.0" in done.stdout
     bad = tuna(*args, "--image-guidance", "0.5")
     assert bad.returncode == 2 and "--image-guidance: must be a number in [1.0, 20.0], got '0.5'" in bad.stderr
     bad = tuna(*args, "--steps", "2.5")

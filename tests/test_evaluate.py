@@ -1,6 +1,6 @@
 """The evaluation judges: an oracle pipeline must score 1.0 everywhere, a wrong one must not."""
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from PIL import Image
@@ -110,9 +110,9 @@ def test_table_shows_accuracy_against_target():
         "t2i": {"accuracy": 0.5, "target": 0.85, "objects_placed": 0.75, "objects_exact": 0.625},
         "caption": {"accuracy": 0.25, "target": None, "objects_placed": None, "objects_exact": None},
     }
-    sampler = {"steps": 20, "guidance": 7.0, "image_guidance": 3.0}
+    sampler = asdict(SamplerConfig(steps=20, guidance=7.0, image_guidance=3.0))
     table = format_table({"model": "m", "n": 4, "seed": 0, "sampler": sampler, "metrics": rows})
-    assert "20 steps, guidance 7.0, edits' image guidance 3.0" in table.splitlines()[0]
+    assert "20 euler steps, guidance 7.0, edits' image guidance 3.0" in table.splitlines()[0]
     assert "| t2i | 0.500 | ≥ 0.85 | 0.750 | 0.625 |" in table
     assert "| caption | 0.250 | — | — | — |" in table
 

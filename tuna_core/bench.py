@@ -68,13 +68,11 @@ def device_name(device: torch.device) -> str:
 
 
 def format_table(pipe: TunaPipeline, results: dict[str, float], runs: int) -> str:
-    d = pipe.defaults
     backends = ", ".join(f"{k}={v}" for k, v in pipe.units.backends.items() if not k.endswith("_reason"))
     lines = [
         f"Measured {dt.date.today().isoformat()} on {device_name(pipe.device)}; torch {torch.__version__}; "
-        f"model `{pipe.model_id}`; defaults: {d.steps} steps, guidance {d.guidance} (edits: image guidance "
-        f"{d.image_guidance}), {d.solver}; "
-        f"back-ends {backends}; median of {runs} runs after one warm-up.",
+        f"model `{pipe.model_id}`; defaults: {pipe.defaults.describe()}; back-ends {backends}; "
+        f"median of {runs} runs after one warm-up.",
         "",
         "| task | seconds | target |",
         "| --- | --- | --- |",

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from tuna_core.config import SamplerConfig
 from tuna_core.data.tasks import ask, sample_edit
 from tuna_core.data.world import (
     PromptSpec,
@@ -155,11 +156,9 @@ def evaluate(
 
 
 def format_table(report: dict[str, Any]) -> str:
-    s = report["sampler"]
-    shift = "" if s["time_shift"] is None else f", time shift {s['time_shift']}"
+    sampler = SamplerConfig(**report["sampler"]).describe()
     lines = [
-        f"Shapes World evaluation — {report['model']} (n={report['n']} per task, seed {report['seed']}; "
-        f"{s['steps']} steps{shift}, guidance {s['guidance']}, edits' image guidance {s['image_guidance']})",
+        f"Shapes World evaluation — {report['model']} (n={report['n']} per task, seed {report['seed']}; {sampler})",
         "",
     ]
     lines += ["| task | accuracy | target | objects placed | objects exact |", "| --- | --- | --- | --- | --- |"]
