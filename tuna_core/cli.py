@@ -397,7 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="denoising steps instead of the model's",
     )
     p.add_argument(
-        "--time-shift", type=_number_in(0.1, 10.0), default=None, help="flow time shift instead of the model's"
+        "--time-shift",
+        type=_number_in(Limits.min_time_shift, Limits.max_time_shift),
+        default=None,
+        help="flow time shift instead of the model's",
     )
     p.set_defaults(handler=cmd_eval)
 

@@ -355,6 +355,8 @@ class Limits:
     max_steps: int = 200
     min_guidance: float = 1.0
     max_guidance: float = 20.0
+    min_time_shift: float = 0.1  # sweeps only (`eval --time-shift`); the shift warps the schedule, never the cost
+    max_time_shift: float = 10.0
     max_num_images: int = 4
     max_upload_pixels: int = 4096 * 4096
     max_upload_bytes: int = 50 * 1024 * 1024
