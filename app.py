@@ -244,6 +244,16 @@ def build_demo(
             limits.min_guidance, limits.max_guidance, value=defaults.guidance, step=0.5, label="Guidance (CFG)"
         )
 
+    def candidates_slider(value: int) -> gr.Slider:
+        return gr.Slider(
+            1,
+            limits.max_candidates,
+            value=value,
+            step=1,
+            label="Self-check candidates",
+            info="draw this many and keep the one the model itself describes most like the prompt",
+        )
+
     def image_output(label: str, elem_id: str) -> gr.Image:
         return gr.Image(
             label=label,
@@ -357,6 +367,7 @@ def build_demo(
                         m = config.size_multiple
                         width = gr.Slider(m, config.max_image_side, value=config.image_size, step=m, label="Width")
                         height = gr.Slider(m, config.max_image_side, value=config.image_size, step=m, label="Height")
+                        image_candidates = candidates_slider(defaults.image_candidates)
                         count = gr.Slider(1, limits.max_num_images, value=1, step=1, label="Number of images")
                     t2i_button = gr.Button("Generate", variant="primary")
                     t2i_examples = _examples(IMAGE_EXAMPLES, {"prompt": prompt})
@@ -384,12 +395,22 @@ def build_demo(
             width: int,
             height: int,
             num_images: int,
+            candidates: int | None,
             progress: gr.Progress,
         ) -> list[Result]:
             """The one text→image call behind the tab, the API and the comparison; every image is saved."""
             with _as_gradio_error():
                 result = pipeline.text_to_image(
-                    prompt, negative_prompt, seed, steps, guidance, height, width, num_images, _denoising(progress)
+                    prompt,
+                    negative_prompt,
+                    seed,
+                    steps,
+                    guidance,
+                    height,
+                    width,
+                    num_images,
+                    candidates,
+                    _denoising(progress),
                 )
             return [store.save_image(image, result.settings | {"index": i}) for i, image in enumerate(result.images)]
 
@@ -402,12 +423,13 @@ def build_demo(
             guidance: float,
             width: int,
             height: int,
+            candidates: int,
             num_images: int,
             progress: gr.Progress = gr.Progress(),
         ) -> tuple[list[str], list[Result], int]:
             """The tab's images, all saved under the data folder; the first one is selected for rating."""
             results = generate_images(
-                prompt, negative_prompt, seed, steps, guidance, width, height, num_images, progress
+                prompt, negative_prompt, seed, steps, guidance, width, height, num_images, candidates, progress
             )
             return [str(store.path(r)) for r in results], results, 0
 
@@ -420,15 +442,18 @@ def build_demo(
             guidance: float | None = None,
             width: int | None = None,
             height: int | None = None,
+            candidates: int | None = None,
             progress: gr.Progress = gr.Progress(),
         ) -> str:
             """Generate one image from a prompt; returns the PNG (prompt, seed and settings in its text chunks)."""
-            (result,) = generate_images(prompt, negative_prompt, seed, steps, guidance, width, height, 1, progress)
+            (result,) = generate_images(
+                prompt, negative_prompt, seed, steps, guidance, width, height, 1, candidates, progress
+            )
             return str(store.path(result))
 
         t2i_io = {
             "fn": text_to_image_gallery,
-            "inputs": [prompt, negative, seed, steps, guidance, width, height, count],
+            "inputs": [prompt, negative, seed, steps, guidance, width, height, image_candidates, count],
             "outputs": [gallery, t2i_results, t2i_selected],
         }
         _run_from(t2i_io, t2i_button, prompt, t2i_examples)
@@ -456,6 +481,7 @@ def build_demo(
                         label=f"Frames ({k}·n + 1)",
                     )
                     fps = gr.Slider(1, 60, value=config.video_fps, step=1, label="Frames per second")
+                    video_candidates = candidates_slider(defaults.video_candidates)
                 t2v_button = gr.Button("Generate video", variant="primary")
                 t2v_examples = _examples(VIDEO_EXAMPLES, {"prompt": video_prompt})
             with gr.Column(scale=3):
@@ -479,17 +505,20 @@ def build_demo(
             guidance: float | None = None,
             num_frames: int | None = None,
             fps: int | None = None,
+            candidates: int | None = None,
             progress: gr.Progress = gr.Progress(),
         ) -> tuple[str, list[Result]]:
             """Generate a clip from a prompt; returns the MP4 (H.264, settings in its comment tag)."""
             with _as_gradio_error():
-                result = pipeline.text_to_video(prompt, seed, steps, guidance, num_frames, fps, _denoising(progress))
+                result = pipeline.text_to_video(
+                    prompt, seed, steps, guidance, num_frames, fps, candidates, _denoising(progress)
+                )
             saved = store.save_video(result.frames, result.fps, result.settings)
             return str(store.path(saved)), [saved]
 
         t2v_io = {
             "fn": text_to_video,
-            "inputs": [video_prompt, video_seed, video_steps, video_guidance, frames, fps],
+            "inputs": [video_prompt, video_seed, video_steps, video_guidance, frames, fps, video_candidates],
             "outputs": [video, t2v_results],
         }
         _run_from(t2v_io, t2v_button, video_prompt, t2v_examples, api_name="text_to_video")
@@ -587,7 +616,7 @@ def build_demo(
             progress: gr.Progress = gr.Progress(),
         ) -> tuple[str, list[Result]]:
             """One side of the comparison, at the model's default size."""
-            (result,) = generate_images(prompt, negative_prompt, seed, steps, guidance, None, None, 1, progress)
+            (result,) = generate_images(prompt, negative_prompt, seed, steps, guidance, None, None, 1, None, progress)
             return str(store.path(result)), [result]
 
         def run_both(trigger: Any) -> None:

@@ -79,8 +79,8 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 # -- the API surface -------------------------------------------------------------------------------
 API = {
     "/chat": ["message", "image", "video"],
-    "/text_to_image": ["prompt", "negative_prompt", "seed", "steps", "guidance", "width", "height"],
-    "/text_to_video": ["prompt", "seed", "steps", "guidance", "num_frames", "fps"],
+    "/text_to_image": ["prompt", "negative_prompt", "seed", "steps", "guidance", "width", "height", "candidates"],
+    "/text_to_video": ["prompt", "seed", "steps", "guidance", "num_frames", "fps", "candidates"],
     "/edit": ["image", "instruction", "seed", "steps", "guidance", "image_guidance"],
 }
 REQUIRED = {
@@ -102,10 +102,14 @@ def test_api_documents_exactly_the_four_endpoints_with_their_parameter_names(cli
 
 def test_setting_defaults_come_from_the_pipeline(client: Client, tiny_pipeline: TunaPipeline) -> None:
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    defaults = {p["parameter_name"]: p["parameter_default"] for p in endpoints["/text_to_video"]["parameters"]}
+    image, video = (
+        {p["parameter_name"]: p["parameter_default"] for p in endpoints[name]["parameters"]}
+        for name in ("/text_to_image", "/text_to_video")
+    )
     config, sampler = tiny_pipeline.config, tiny_pipeline.defaults
-    assert (defaults["steps"], defaults["guidance"]) == (sampler.steps, sampler.guidance)
-    assert (defaults["num_frames"], defaults["fps"]) == (config.video_frames, config.video_fps)
+    assert (video["steps"], video["guidance"]) == (sampler.steps, sampler.guidance)
+    assert (video["num_frames"], video["fps"]) == (config.video_frames, config.video_fps)
+    assert (image["candidates"], video["candidates"]) == (sampler.image_candidates, sampler.video_candidates)
 
 
 # -- each endpoint -----------------------------------------------------------------------------------
@@ -356,7 +360,8 @@ def test_system_panel_reports_device_model_engines_memory_and_last_request(clien
     text = client.predict(api_name="/system")
     for fact in ("| Device | cpu", "tiny-random", "encoder: **eager**", "decoder: **eager**", "MiB resident"):
         assert fact in text
-    assert re.search(r"\| Last request \| prefill [\d.]+ s · denoise [\d.]+ s · decode [\d.]+ s \|", text)
+    stages = r"prefill [\d.]+ s · denoise [\d.]+ s · self-check [\d.]+ s · decode [\d.]+ s"  # two candidates
+    assert re.search(rf"\| Last request \| {stages} \|", text)
 
 
 # -- examples --------------------------------------------------------------------------------------

@@ -159,16 +159,20 @@ def test_eval_runs_only_the_metrics_asked_for_and_names_an_unknown_one(tiny_chec
 def test_eval_takes_sampler_overrides_and_records_them(tiny_checkpoint, tmp_path):
     report_path = tmp_path / "r.json"
     args = ["eval", "--model", tiny_checkpoint, "--n", "1", "--metrics", "edit", "--json", report_path]
-    done = tuna(*args, "--guidance", "3", "--image-guidance", "2.5", "--steps", "2", "--time-shift", "3")
+    overrides = ("--guidance", "3", "--image-guidance", "2.5", "--steps", "2", "--time-shift", "3", "--candidates", "1")
+    done = tuna(*args, *overrides)
     assert done.returncode == 0, done.stderr
     sampler = json.loads(report_path.read_text())["sampler"]
     chosen = (sampler["guidance"], sampler["image_guidance"], sampler["steps"], sampler["time_shift"])
     assert chosen == (3.0, 2.5, 2, 3.0)
-    assert "2 euler steps, time shift 3.0, guidance 3.0" in done.stdout
+    assert (sampler["image_candidates"], sampler["video_candidates"]) == (1, 1)
+    assert "2 euler steps, time shift 3.0, guidance 3.0" in done.stdout and "self-check" not in done.stdout
     bad = tuna(*args, "--image-guidance", "0.5")
     assert bad.returncode == 2 and "--image-guidance: must be a number in [1.0, 20.0], got '0.5'" in bad.stderr
     bad = tuna(*args, "--steps", "2.5")
     assert bad.returncode == 2 and "--steps: must be an integer in [1, 200], got '2.5'" in bad.stderr
+    bad = tuna(*args, "--candidates", "9")
+    assert bad.returncode == 2 and "--candidates: must be an integer in [1, 8], got '9'" in bad.stderr
 
 
 def test_info_counts_parameters_of_a_full_size_preset():

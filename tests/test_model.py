@@ -9,7 +9,7 @@ from transformers import Qwen2ForCausalLM, SiglipVisionModel
 
 from tuna_core.checkpoint import parameter_counts
 from tuna_core.config import ModelConfig
-from tuna_core.layout import generation_layout, omni_mask, prefix_layout
+from tuna_core.layout import generation_layout, omni_mask, prefix_layout, understanding_layout
 from tuna_core.model import SequenceBatch, TunaModel
 from tuna_core.model.flow_head import FlowHead
 from tuna_core.model.visual import patchify, unpatchify
@@ -142,3 +142,14 @@ def test_left_padded_prefixes_give_the_same_velocity_as_alone(model, tiny_pipeli
         model.prefill([prefix_layout(long), prefix_layout(short)], []), x_t.repeat(2, 1, 1, 1, 1), t.repeat(2)
     )
     assert torch.allclose(padded[1:], alone, atol=1e-4)
+
+
+def test_text_logprob_sums_the_log_likelihood_that_the_text_loss_averages(model, tiny_pipeline):
+    sp = tiny_pipeline.tokenizer.special
+    layouts = [understanding_layout(sp, [64], [30, 31], answer) for answer in ([20, 21, 22], [23])]
+    latents = torch.randn(2, 16, 1, 16, 16)
+    scores = model.text_logprob(layouts, [latents])  # answers of different lengths, batched
+    for row, layout in enumerate(layouts):
+        with torch.no_grad():
+            loss = model(SequenceBatch.from_layouts([layout]), [latents[row : row + 1]])["text"]
+        assert torch.allclose(scores[row], -loss * len(layout.loss_positions), atol=1e-4)

@@ -5,9 +5,12 @@ import itertools
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from tuna_core.data.tasks import DESCRIBE_IMAGE, DESCRIBE_VIDEO
 from tuna_core.data.world import render_image, render_video, sample_scene
+from tuna_core.layout import understanding_layout
 
 PROMPT = "a large red circle at the top left on a black background"
 
@@ -59,6 +62,7 @@ def test_text_to_image_returns_the_requested_count_size_and_settings(tiny_pipeli
         "height": 48,
         "width": 80,
         "num_images": 2,
+        "candidates": tiny_pipeline.defaults.image_candidates,
         "model": None,
     }
     assert set(result.timings) >= {"prefill", "denoise", "decode"}
@@ -87,6 +91,45 @@ def test_text_to_video_has_the_requested_frames_and_fps(tiny_pipeline):
     video = tiny_pipeline.text_to_video(PROMPT, seed=0, steps=2, num_frames=9, fps=4)
     assert video.frames.shape == (9, 64, 64, 3) and video.frames.dtype == np.uint8
     assert video.fps == 4 and video.settings["num_frames"] == 9
+
+
+def _score_with(pipe, monkeypatch, scores: list[float] | None = None) -> list[tuple]:
+    """Make the model's self-check scores `scores` (default: all tied); returns what each check was asked."""
+    asked = []
+
+    def fake(layouts, clean):
+        asked.append((layouts, clean))
+        return torch.zeros(len(layouts)) if scores is None else torch.tensor(scores)
+
+    monkeypatch.setattr(pipe.model, "text_logprob", fake)
+    return asked
+
+
+def test_self_check_keeps_the_candidate_the_model_scores_highest(fresh_tiny_pipeline, monkeypatch):
+    pipe = fresh_tiny_pipeline
+    single = pixels(pipe.text_to_image(PROMPT, seed=6, steps=2, candidates=1))[0]
+    picked = []
+    for best in range(3):
+        asked = _score_with(pipe, monkeypatch, [-1.0 if k == best else -5.0 for k in range(3)])
+        picked.append(pixels(pipe.text_to_image(PROMPT, seed=6, steps=2, candidates=3))[0])
+        ((layouts, (latents,)),) = asked
+        assert latents.shape[0] == 3 and len(layouts) == 3
+    assert np.array_equal(picked[0], single)  # candidate 0 is the single draw: a tie changes nothing
+    assert not np.array_equal(picked[1], picked[0]) and not np.array_equal(picked[2], picked[1])
+
+
+def test_self_check_asks_the_model_to_describe_each_candidate_as_the_prompt(fresh_tiny_pipeline, monkeypatch):
+    pipe, tok = fresh_tiny_pipeline, fresh_tiny_pipeline.tokenizer
+    cases = (  # (call, question, visual tokens per candidate, candidates in all)
+        (lambda: pipe.text_to_image(PROMPT, seed=0, steps=1, num_images=2, candidates=2), DESCRIBE_IMAGE, 64, 4),
+        (lambda: pipe.text_to_video(PROMPT, seed=0, steps=1, num_frames=5, candidates=2), DESCRIBE_VIDEO, 2 * 64, 2),
+    )
+    for call, question, tokens, rows in cases:
+        asked = _score_with(pipe, monkeypatch)
+        call()
+        ((layouts, _),) = asked
+        expected = understanding_layout(tok.special, [tokens], tok.encode(question), tok.encode(PROMPT))
+        assert len(layouts) == rows and all(layout.ids == expected.ids for layout in layouts)
 
 
 def test_edit_returns_an_image_of_the_model_size(tiny_pipeline, scene_image):
@@ -144,6 +187,8 @@ def test_multi_turn_chat_accepts_earlier_answers(tiny_pipeline, scene_image):
         (lambda p: p.text_to_image(PROMPT, guidance=99.0), "guidance"),
         (lambda p: p.text_to_image(PROMPT, num_images=9), "num_images"),
         (lambda p: p.text_to_image(PROMPT, seed=-1), "seed"),
+        (lambda p: p.text_to_image(PROMPT, candidates=0), "candidates must be between 1 and 8"),
+        (lambda p: p.text_to_video(PROMPT, candidates=9), "candidates must be between 1 and 8"),
         (lambda p: p.text_to_video(PROMPT, num_frames=16), r"4·n\+1"),
         (lambda p: p.text_to_video(PROMPT, fps=0), "fps"),
         (lambda p: p.edit(Image.new("I;16", (8, 8)), "make it blue"), "mode"),

@@ -56,6 +56,11 @@ def _number_in(low: float, high: float, cast: type = float) -> Callable[[str], f
 
 
 _guidance = _number_in(Limits.min_guidance, Limits.max_guidance)
+_candidates = _number_in(1, Limits.max_candidates, int)
+
+
+def _candidates_arg(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--candidates", type=_candidates, default=None, help=help)
 
 
 def _batch_sizes(text: str) -> dict[str, int]:
@@ -115,6 +120,7 @@ def cmd_generate_image(args: argparse.Namespace) -> int:
         size,
         size,
         args.num_images,
+        args.candidates,
         progress=_progress("t2i"),
     )
     for i, image in enumerate(result.images):
@@ -129,7 +135,14 @@ def cmd_generate_video(args: argparse.Namespace) -> int:
 
     pipe = load_pipeline(args)
     result = pipe.text_to_video(
-        args.prompt, args.seed, args.steps, args.guidance, args.frames, args.fps, progress=_progress("t2v")
+        args.prompt,
+        args.seed,
+        args.steps,
+        args.guidance,
+        args.frames,
+        args.fps,
+        args.candidates,
+        progress=_progress("t2v"),
     )
     print(save_mp4(result.frames, args.out, result.fps, result.settings))
     return 0
@@ -250,6 +263,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         "image_guidance": args.image_guidance,
         "steps": args.steps,
         "time_shift": args.time_shift,
+        "image_candidates": args.candidates,
+        "video_candidates": args.candidates,
     }
     pipe.defaults = dataclasses.replace(pipe.defaults, **{k: v for k, v in overrides.items() if v is not None})
     metrics = tuple(args.metrics) if args.metrics else METRICS
@@ -296,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sampling_args(p)
     p.add_argument("--size", type=int, default=None, help="square side in pixels (default: the model's)")
     p.add_argument("--num-images", type=int, default=1)
+    _candidates_arg(p, "self-check: draw this many per image, keep the best (default: the model's)")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(handler=cmd_generate_image)
 
@@ -305,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sampling_args(p)
     p.add_argument("--frames", type=int, default=None, help="4k+1 frames (default: the model's)")
     p.add_argument("--fps", type=int, default=None)
+    _candidates_arg(p, "self-check: draw this many clips, keep the best (default: the model's)")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(handler=cmd_generate_video)
 
@@ -402,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="flow time shift instead of the model's",
     )
+    _candidates_arg(p, "self-check candidates for images and videos instead of the model's (1: the raw model)")
     p.set_defaults(handler=cmd_eval)
 
     p = sub.add_parser("ablations", help="held-out losses and accuracy of equal-compute `train` runs")

@@ -19,7 +19,15 @@ import torch
 from PIL import Image
 
 from tuna_core.config import Limits, ModelConfig, SamplerConfig
-from tuna_core.layout import Layout, chat_layout, editing_layout, generation_layout, prefix_layout
+from tuna_core.data.tasks import DESCRIBE_IMAGE, DESCRIBE_VIDEO
+from tuna_core.layout import (
+    Layout,
+    chat_layout,
+    editing_layout,
+    generation_layout,
+    prefix_layout,
+    understanding_layout,
+)
 from tuna_core.media import to_frames, to_pixels, to_rgb
 from tuna_core.model import TunaModel
 from tuna_core.sampler import guided, guided_edit, sample_token, solve_ode, time_grid
@@ -180,9 +188,11 @@ class TunaPipeline:
         height: int | None = None,
         width: int | None = None,
         num_images: int = 1,
+        candidates: int | None = None,
         progress: Progress | None = None,
     ) -> ImageResult:
         settings = self._generation_settings("t2i", prompt, negative_prompt, seed, steps, guidance)
+        settings["candidates"] = self._check_candidates(_default(candidates, self.defaults.image_candidates))
         height = self._check_side("height", _default(height, self.config.image_size))
         width = self._check_side("width", _default(width, self.config.image_size))
         num_images = self._check_int("num_images", num_images, 1, self.limits.max_num_images)
@@ -202,9 +212,11 @@ class TunaPipeline:
         guidance: float | None = None,
         num_frames: int | None = None,
         fps: int | None = None,
+        candidates: int | None = None,
         progress: Progress | None = None,
     ) -> VideoResult:
         settings = self._generation_settings("t2v", prompt, "", seed, steps, guidance)
+        settings["candidates"] = self._check_candidates(_default(candidates, self.defaults.video_candidates))
         num_frames = self._check_frames(_default(num_frames, self.config.video_frames))
         fps = self._check_int("fps", _default(fps, self.config.video_fps), 1, 60)
         settings |= {"num_frames": num_frames, "fps": fps}
@@ -257,12 +269,15 @@ class TunaPipeline:
         progress: Progress | None,
         empty: Layout | None = None,
     ) -> tuple[list[np.ndarray], dict[str, float]]:
-        """Steps 2–5 shared by every generation task: prefill, noise, ODE, decode.
+        """Steps 2–5 shared by every generation task: prefill, noise, ODE, self-check, decode.
 
         `empty` (edits with image guidance) is a third branch with no clean image, so it has a
-        prefix of its own."""
+        prefix of its own. With `settings["candidates"]` k > 1 each output is drawn k times and
+        only the candidate `self_check` prefers is decoded."""
         timings: dict[str, float] = {}
         guidance = settings["guidance"]
+        candidates = settings.get("candidates", 1)
+        count *= candidates  # candidate c of output j is row j·k + c
         use_cfg = guidance != 1.0 or empty is not None
         prefixes = [prefix_layout(cond)] * count + ([prefix_layout(uncond)] * count if use_cfg else [])
         clean = [lat.expand(len(prefixes), *lat.shape[1:]).to(self.device) for lat in clean]
@@ -288,10 +303,32 @@ class TunaPipeline:
 
         with _Timer(timings, "denoise"):
             latents = solve_ode(velocity, noise, times, solver=self.defaults.solver, callback=progress)
+        if candidates > 1:
+            with _Timer(timings, "self-check"):
+                latents = self.self_check(latents, settings["prompt"], candidates)
         with _Timer(timings, "decode"):
             pixels = self.units.vae_decode(latents)  # (B, 3, T, H, W)
         self.last_timings = timings
         return list(to_frames(pixels)), timings
+
+    @torch.no_grad()
+    def self_check(self, latents: torch.Tensor, prompt: str, candidates: int) -> torch.Tensor:
+        """Of each run of `candidates` latents, keep the one the model itself describes most like the prompt.
+
+        The unified model's understanding half judges its generation half: it is asked to describe
+        each candidate (clean latents, no decode) and scored by the likelihood of answering with the
+        prompt. Ties keep the earliest candidate, which is the one a single draw would give.
+        """
+        question = DESCRIBE_VIDEO if latents.shape[2] > 1 else DESCRIBE_IMAGE
+        layout = understanding_layout(
+            self.tokenizer.special,
+            [self.config.latent_tokens(latents.shape[2:])],
+            self.tokenizer.encode(question),
+            self._prompt_ids(prompt),
+        )
+        scores = self.model.text_logprob([layout] * len(latents), [latents]).view(-1, candidates)
+        best = scores.argmax(dim=1)
+        return latents.view(-1, candidates, *latents.shape[1:])[torch.arange(len(best)), best]
 
     # -- input handling ---------------------------------------------------------------------------
     def _encode_images(self, images: Sequence[Image_]) -> torch.Tensor:
@@ -367,6 +404,9 @@ class TunaPipeline:
         if not low <= float(value) <= high:
             raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
         return float(value)
+
+    def _check_candidates(self, value: Any) -> int:
+        return self._check_int("candidates", value, 1, self.limits.max_candidates)
 
     def _check_side(self, name: str, value: int) -> int:
         m = self.config.size_multiple

@@ -260,6 +260,22 @@ class TunaModel(nn.Module):
         return self.velocity(hidden[:, 1:], t.to(self.device), tuple(x_t.shape[2:]))[:b]
 
     @torch.no_grad()
+    def text_logprob(self, layouts: list[Layout], clean: list[torch.Tensor]) -> torch.Tensor:
+        """Log-likelihood (B,) of each layout's supervised text (its answer) given its images.
+
+        Teacher-forced, one pass: how readily the model would say that answer, which is what the
+        pipeline's self-check ranks generated candidates by."""
+        batch = SequenceBatch.from_layouts(layouts).to(self.device)
+        visual = [self.visual(lat) for lat in clean]
+        x = self.embed(batch.ids, visual, batch.visual_positions)
+        hidden = self.llm.model(inputs_embeds=x, attention_mask=batch.mask, position_ids=batch.position_ids)
+        supervised = batch.labels != -100
+        logprobs = torch.log_softmax(self.llm.lm_head(hidden.last_hidden_state[supervised]).float(), dim=-1)
+        token_logprob = logprobs.gather(1, batch.labels[supervised][:, None])[:, 0]
+        rows = supervised.nonzero()[:, 0]
+        return torch.zeros(len(layouts), device=self.device).index_add_(0, rows, token_logprob)
+
+    @torch.no_grad()
     def start_decoding(self, layout: Layout, clean: list[torch.Tensor]) -> tuple[DynamicCache, torch.Tensor]:
         """Prefill an understanding prompt; returns the cache and the next-token logits (1, V)."""
         batch = SequenceBatch.from_layouts([layout]).to(self.device)

@@ -136,12 +136,14 @@ def _train_step(model, tok, spec: ProfileSpec, device: torch.device) -> Callable
 
 
 def _t2i_step(model, tok, spec: ProfileSpec, device: torch.device) -> Callable[[], None]:
-    """b images from one prompt through the real pipeline (prefill, CFG ODE, VAE decode)."""
+    """b images from one prompt through the real pipeline (prefill, CFG ODE, VAE decode), one draw each."""
     from tuna_core.config import Limits
     from tuna_core.pipeline import TunaPipeline
 
     pipe = TunaPipeline(model, tok, limits=Limits(max_num_images=spec.batch))
-    return lambda: pipe.text_to_image(PROMPT, num_images=spec.batch, steps=spec.sampling_steps, seed=spec.seed)
+    return lambda: pipe.text_to_image(
+        PROMPT, num_images=spec.batch, steps=spec.sampling_steps, seed=spec.seed, candidates=1
+    )
 
 
 def _chat_step(model, tok, spec: ProfileSpec, device: torch.device) -> Callable[[], None]:
