@@ -7,7 +7,16 @@ import numpy as np
 import pytest
 
 from tuna_core.data.tasks import make_example
-from tuna_core.data.world import Scene, ShapeObject, caption, render_image, render_video, sample_scene
+from tuna_core.data.world import (
+    BACKGROUNDS,
+    COLORS,
+    Scene,
+    ShapeObject,
+    caption,
+    render_image,
+    render_video,
+    sample_scene,
+)
 from tuna_core.eval.detector import detect_scene, detect_video
 
 TL, TOP, TR, LEFT, CENTER, RIGHT, BL, BOTTOM, BR = range(9)
@@ -55,6 +64,21 @@ def test_separates_touching_neighbours_of_one_colour() -> None:
     )
     for n in (64, 65, 96):
         assert key(detect_scene(render_image(scene, n))) == key(scene)
+
+
+def test_reads_an_oversized_object_spilling_over_a_grid_line_as_one_object() -> None:
+    # a generator's square a little too large and too low: 20 px tall from y = 2, so rows 21-22
+    # (the next cell) hold a two-pixel sliver of it, which is no object of that cell
+    image = np.full((64, 64, 3), BACKGROUNDS["gray"], np.uint8)
+    image[3:23, 43:62] = COLORS["yellow"]
+    image[46:62, 24:40] = COLORS["blue"]
+    assert key(detect_scene(image)) == (
+        "gray",
+        [(TR, "square", "yellow", "large", None), (BOTTOM, "square", "blue", "large", None)],
+    )
+    # the same square pushed a third of the way into the next cell is two objects' worth of square
+    image[23:30, 43:62] = COLORS["yellow"]
+    assert [o.cell for o in detect_scene(image).objects] == [TR, RIGHT, BOTTOM]
 
 
 def test_ignores_specks_and_reads_an_empty_canvas_as_no_objects() -> None:

@@ -28,6 +28,9 @@ from tuna_core.data.world import BACKGROUNDS, COLORS, SIZES, Scene, ShapeObject
 FOREGROUND_ALPHA = 0.5  # pixels at least half covered by some object colour are foreground
 MIN_AREA = 0.0032  # blobs with less coverage (fraction of N^2; a quarter of a small triangle) are specks
 MAX_SIDE = 0.31  # a blob wider or taller than this (fraction of N) is touching objects; split it by cell
+# Every object lies inside its cell and spans at least 0.16 N each way, so a piece cut off along a
+# grid line that is thinner than half of that is an oversized neighbour's overflow, not an object:
+MIN_PIECE = 0.08
 # Shape features are cumulants of alpha, which a symmetric blur leaves unchanged (third) or
 # changes little (fourth; zero for a Gaussian blur):
 TRIANGLE_SKEW = -0.003  # third vertical cumulant / side^3: apex-up triangle -1/135, circle and square 0
@@ -78,17 +81,24 @@ def _check_frame(image: np.ndarray) -> None:
 
 
 def _split_by_cell(labels: np.ndarray, count: int, n: int) -> tuple[np.ndarray, int]:
-    """Cut blobs larger than any object along the grid lines (one object per cell, each inside its cell)."""
+    """Cut blobs larger than any object along the grid lines (one object per cell, each inside its cell).
+
+    The largest piece keeps the old label, and so do slivers: a piece narrower than MIN_PIECE is
+    an oversized object spilling over a grid line, not an object of the next cell.
+    """
     cell_of = (2 * np.arange(n) + 1) * 3 // (2 * n)  # by pixel centre
     cells = cell_of[:, None] * 3 + cell_of[None, :]  # cell index of every pixel
     for label in range(1, count):
         ys, xs = np.nonzero(labels == label)
         if max(np.ptp(xs), np.ptp(ys)) + 1 <= MAX_SIDE * n:
             continue
-        for cell in np.unique(cells[ys, xs])[1:]:  # the first piece keeps the old label
-            piece = (labels == label) & (cells == cell)
-            labels[piece] = count
-            count += 1
+        pieces = [(labels == label) & (cells == cell) for cell in np.unique(cells[ys, xs])]
+        largest = max(range(len(pieces)), key=lambda k: int(pieces[k].sum()))
+        for k, piece in enumerate(pieces):
+            py, px = np.nonzero(piece)
+            if k != largest and min(np.ptp(px), np.ptp(py)) + 1 >= MIN_PIECE * n:
+                labels[piece] = count
+                count += 1
     return labels, count
 
 
