@@ -67,7 +67,7 @@ def test_separates_touching_neighbours_of_one_colour() -> None:
 
 
 def test_reads_an_oversized_object_spilling_over_a_grid_line_as_one_object() -> None:
-    # a generator's square a little too large and too low: 20 px tall from y = 2, so rows 21-22
+    # a generator's square a little too large and too low: 20 px tall from y = 3, so rows 21-22
     # (the next cell) hold a two-pixel sliver of it, which is no object of that cell
     image = np.full((64, 64, 3), BACKGROUNDS["gray"], np.uint8)
     image[3:23, 43:62] = COLORS["yellow"]
