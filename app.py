@@ -244,15 +244,10 @@ def build_demo(
             limits.min_guidance, limits.max_guidance, value=defaults.guidance, step=0.5, label="Guidance (CFG)"
         )
 
-    def candidates_slider(value: int) -> gr.Slider:
-        return gr.Slider(
-            1,
-            limits.max_candidates,
-            value=value,
-            step=1,
-            label="Self-check candidates",
-            info="draw this many and keep the one the model itself describes most like the prompt",
-        )
+    def candidates_slider(
+        value: int, info: str = "draw this many and keep the one the model itself describes most like the prompt"
+    ) -> gr.Slider:
+        return gr.Slider(1, limits.max_candidates, value=value, step=1, label="Self-check candidates", info=info)
 
     def image_output(label: str, elem_id: str) -> gr.Image:
         return gr.Image(
@@ -547,6 +542,11 @@ def build_demo(
                             step=0.5,
                             label="Image guidance (keep the source)",
                         )
+                        edit_candidates = candidates_slider(
+                            defaults.edit_candidates,
+                            "draw again while the model describes the result as it describes the source, "
+                            "up to this many draws",
+                        )
                     edit_button = gr.Button("Edit", variant="primary")
                     edit_examples = _examples(EDIT_EXAMPLES, {"image": source, "instruction": instruction})
                 with gr.Column(scale=3):
@@ -561,6 +561,7 @@ def build_demo(
             steps: int | None = None,
             guidance: float | None = None,
             image_guidance: float | None = None,
+            candidates: int | None = None,
             progress: gr.Progress = gr.Progress(),
         ) -> tuple[str, list[Result]]:
             """Edit an image by an instruction; returns the edited PNG (the source is saved beside it)."""
@@ -570,14 +571,14 @@ def build_demo(
                     raise ValueError("upload an image to edit")
                 original = load_image(path, limits)
                 result = pipeline.edit(
-                    original, instruction, seed, steps, guidance, image_guidance, _denoising(progress)
+                    original, instruction, seed, steps, guidance, image_guidance, candidates, _denoising(progress)
                 )
             saved = store.save_image(result.images[0], result.settings, source=original)
             return str(store.path(saved)), [saved]
 
         edit_io = {
             "fn": edit,
-            "inputs": [source, instruction, edit_seed, edit_steps, edit_guidance, image_guidance],
+            "inputs": [source, instruction, edit_seed, edit_steps, edit_guidance, image_guidance, edit_candidates],
             "outputs": [edited, edit_results],
         }
         _run_from(edit_io, edit_button, instruction, edit_examples, api_name="edit")

@@ -81,7 +81,7 @@ API = {
     "/chat": ["message", "image", "video"],
     "/text_to_image": ["prompt", "negative_prompt", "seed", "steps", "guidance", "width", "height", "candidates"],
     "/text_to_video": ["prompt", "seed", "steps", "guidance", "num_frames", "fps", "candidates"],
-    "/edit": ["image", "instruction", "seed", "steps", "guidance", "image_guidance"],
+    "/edit": ["image", "instruction", "seed", "steps", "guidance", "image_guidance", "candidates"],
 }
 REQUIRED = {
     "/chat": ["message"],
@@ -102,14 +102,15 @@ def test_api_documents_exactly_the_four_endpoints_with_their_parameter_names(cli
 
 def test_setting_defaults_come_from_the_pipeline(client: Client, tiny_pipeline: TunaPipeline) -> None:
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    image, video = (
+    image, video, edit = (
         {p["parameter_name"]: p["parameter_default"] for p in endpoints[name]["parameters"]}
-        for name in ("/text_to_image", "/text_to_video")
+        for name in ("/text_to_image", "/text_to_video", "/edit")
     )
     config, sampler = tiny_pipeline.config, tiny_pipeline.defaults
     assert (video["steps"], video["guidance"]) == (sampler.steps, sampler.guidance)
     assert (video["num_frames"], video["fps"]) == (config.video_frames, config.video_fps)
-    assert (image["candidates"], video["candidates"]) == (sampler.image_candidates, sampler.video_candidates)
+    candidates = (image["candidates"], video["candidates"], edit["candidates"])
+    assert candidates == (sampler.image_candidates, sampler.video_candidates, sampler.edit_candidates)
 
 
 # -- each endpoint -----------------------------------------------------------------------------------

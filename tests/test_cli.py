@@ -165,7 +165,7 @@ def test_eval_takes_sampler_overrides_and_records_them(tiny_checkpoint, tmp_path
     sampler = json.loads(report_path.read_text())["sampler"]
     chosen = (sampler["guidance"], sampler["image_guidance"], sampler["steps"], sampler["time_shift"])
     assert chosen == (3.0, 2.5, 2, 3.0)
-    assert (sampler["image_candidates"], sampler["video_candidates"]) == (1, 1)
+    assert (sampler["image_candidates"], sampler["video_candidates"], sampler["edit_candidates"]) == (1, 1, 1)
     assert "2 euler steps, time shift 3.0, guidance 3.0" in done.stdout and "self-check" not in done.stdout
     bad = tuna(*args, "--image-guidance", "0.5")
     assert bad.returncode == 2 and "--image-guidance: must be a number in [1.0, 20.0], got '0.5'" in bad.stderr

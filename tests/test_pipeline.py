@@ -150,6 +150,46 @@ def test_image_guidance_adds_a_branch_that_changes_the_edit(tiny_pipeline, scene
     assert np.array_equal(pixels(pushed)[0], pixels(edit(4.0))[0])
 
 
+def test_describe_reads_latents_as_the_chat_answers_describe_the_image(tiny_pipeline, scene_image):
+    latents = tiny_pipeline._encode_images([scene_image])
+    asked = tiny_pipeline.chat([{"role": "user", "content": DESCRIBE_IMAGE}], images=[scene_image])
+    assert tiny_pipeline.describe(latents) == asked
+
+
+def _describe_as(pipe, monkeypatch, answers: list[str]) -> list[torch.Tensor]:
+    """Make the model's descriptions `answers`, in call order (the source's comes first); returns what was read."""
+    read = []
+
+    def fake(latents):
+        read.append(latents)
+        return answers[len(read) - 1]
+
+    monkeypatch.setattr(pipe, "describe", fake)
+    return read
+
+
+def test_an_edit_that_changes_nothing_is_drawn_again(fresh_tiny_pipeline, monkeypatch, scene_image):
+    pipe = fresh_tiny_pipeline
+
+    def edit(candidates: int, answers: list[str]) -> tuple[np.ndarray, int, int]:
+        read, steps = _describe_as(pipe, monkeypatch, answers), []
+        result = pipe.edit(
+            scene_image, "make it blue", seed=0, steps=2, candidates=candidates, progress=lambda i, n: steps.append(i)
+        )
+        assert result.settings["candidates"] == candidates
+        return pixels(result)[0], len(read), len(steps) // 2
+
+    single, described, draws = edit(1, [])
+    assert (described, draws) == (0, 1)  # one draw: nothing is described
+    changed_first = edit(3, ["src", "new"])
+    assert np.array_equal(changed_first[0], single) and changed_first[1:] == (2, 1)
+    changed_second = edit(3, ["src", "src", "new"])
+    assert not np.array_equal(changed_second[0], single) and changed_second[1:] == (3, 2)
+    assert np.array_equal(changed_second[0], edit(2, ["src", "src", "new"])[0])  # the draws do not depend on k
+    never_changed = edit(3, ["src"] * 4)
+    assert np.array_equal(never_changed[0], single) and never_changed[1:] == (4, 3)
+
+
 def test_chat_answers_about_images_and_videos_deterministically(tiny_pipeline, scene_image):
     ask = [{"role": "user", "content": "What color is the background?"}]
     a = tiny_pipeline.chat(ask, images=[scene_image], max_new_tokens=5)
@@ -194,6 +234,10 @@ def test_multi_turn_chat_accepts_earlier_answers(tiny_pipeline, scene_image):
         (lambda p: p.edit(Image.new("I;16", (8, 8)), "make it blue"), "mode"),
         (lambda p: p.edit(Image.new("RGB", (8, 8)), "make it blue", image_guidance=0.5), "image_guidance"),
         (lambda p: p.edit(Image.new("RGB", (8, 8)), "make it blue", image_guidance="high"), "image_guidance"),
+        (
+            lambda p: p.edit(Image.new("RGB", (8, 8)), "make it blue", candidates=9),
+            "candidates must be between 1 and 8",
+        ),
         (lambda p: p.chat([{"role": "user", "content": "hi"}]), "attach"),
         (lambda p: p.chat([{"role": "assistant", "content": "hi"}], images=[Image.new("RGB", (8, 8))]), "user"),
     ],

@@ -154,7 +154,14 @@ def cmd_edit(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args)
     image = load_image(args.image, pipe.limits)
     result = pipe.edit(
-        image, args.instruction, args.seed, args.steps, args.guidance, args.image_guidance, _progress("edit")
+        image,
+        args.instruction,
+        args.seed,
+        args.steps,
+        args.guidance,
+        args.image_guidance,
+        args.candidates,
+        _progress("edit"),
     )
     print(save_png(result.images[0], args.out, result.settings))
     return 0
@@ -265,6 +272,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         "time_shift": args.time_shift,
         "image_candidates": args.candidates,
         "video_candidates": args.candidates,
+        "edit_candidates": args.candidates,
     }
     pipe.defaults = dataclasses.replace(pipe.defaults, **{k: v for k, v in overrides.items() if v is not None})
     metrics = tuple(args.metrics) if args.metrics else METRICS
@@ -333,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--image-guidance", type=float, default=None, help="how closely to keep the source (1: plain guidance)"
     )
+    _candidates_arg(p, "self-check: draw again while the result changes nothing, up to this many draws")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(handler=cmd_edit)
 
@@ -419,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="flow time shift instead of the model's",
     )
-    _candidates_arg(p, "self-check candidates for images and videos instead of the model's (1: the raw model)")
+    _candidates_arg(p, "self-check candidates for images, videos and edits instead of the model's (1: the raw model)")
     p.set_defaults(handler=cmd_eval)
 
     p = sub.add_parser("ablations", help="held-out losses and accuracy of equal-compute `train` runs")

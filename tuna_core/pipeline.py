@@ -160,21 +160,31 @@ class TunaPipeline:
         generator = torch.Generator().manual_seed(seed)
         tokens: list[int] = []
         with _Timer(timings, "llm"):
-            cache, logits = self.model.start_decoding(layout, latents)
-            position = len(layout)
-            for step in range(max_new):
-                token = sample_token(logits.float().cpu(), temp, self.defaults.top_p, generator)
-                if int(token) == self.tokenizer.special.eos:
-                    break
-                tokens.append(int(token))
+            for step, token in enumerate(self._decode(layout, latents, max_new, temp, generator)):
+                tokens.append(token)
                 if progress:
                     progress(step + 1, max_new)
                 yield self.tokenizer.decode(tokens)
-                logits = self.model.next_logits(cache, token, position)
-                position += 1
         self.last_timings = timings
         if not tokens:
             yield ""
+
+    def _decode(
+        self,
+        layout: Layout,
+        latents: list[torch.Tensor],
+        max_new: int,
+        temperature: float,
+        generator: torch.Generator | None,
+    ) -> Iterator[int]:
+        """The tokens the model writes after `layout`, until [eos] or `max_new` (greedy at temperature 0)."""
+        cache, logits = self.model.start_decoding(layout, latents)
+        for position in range(len(layout), len(layout) + max_new):
+            token = sample_token(logits.float().cpu(), temperature, self.defaults.top_p, generator)
+            if int(token) == self.tokenizer.special.eos:
+                return
+            yield int(token)
+            logits = self.model.next_logits(cache, token, position)
 
     # -- generation -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -236,13 +246,17 @@ class TunaPipeline:
         steps: int | None = None,
         guidance: float | None = None,
         image_guidance: float | None = None,
+        candidates: int | None = None,
         progress: Progress | None = None,
     ) -> ImageResult:
+        """Edit `image` by `instruction`. With `candidates` k > 1, a result the model describes exactly as
+        it describes the source (an edit that changed nothing) is drawn again, up to k draws in all."""
         settings = self._generation_settings("edit", instruction, "", seed, steps, guidance)
         settings["instruction"] = settings.pop("prompt")
         settings["image_guidance"] = self._check_guidance(
             "image_guidance", _default(image_guidance, self.defaults.image_guidance)
         )
+        settings["candidates"] = self._check_candidates(_default(candidates, self.defaults.edit_candidates))
         side = self.config.image_size
         timings: dict[str, float] = {}
         with _Timer(timings, "encode"):
@@ -254,7 +268,7 @@ class TunaPipeline:
         # The branch with neither source nor instruction is text-to-image's unconditional one.
         empty = generation_layout(special, [], 0) if settings["image_guidance"] != 1.0 else None
         grid = self.config.latent_grid(1, side, side)
-        frames, more = self._generate(cond, uncond, [source], grid, 1, settings, progress, empty=empty)
+        frames, more = self._generate(cond, uncond, [source], grid, 1, settings, progress, empty=empty, source=source)
         self.last_timings = timings | more
         return ImageResult([Image.fromarray(frames[0][0])], settings, self.last_timings)
 
@@ -268,25 +282,28 @@ class TunaPipeline:
         settings: dict[str, Any],
         progress: Progress | None,
         empty: Layout | None = None,
+        source: torch.Tensor | None = None,
     ) -> tuple[list[np.ndarray], dict[str, float]]:
         """Steps 2–5 shared by every generation task: prefill, noise, ODE, self-check, decode.
 
         `empty` (edits with image guidance) is a third branch with no clean image, so it has a
-        prefix of its own. With `settings["candidates"]` k > 1 each output is drawn k times and
-        only the candidate `self_check` prefers is decoded."""
+        prefix of its own. With `settings["candidates"]` k > 1 each output has k noise draws (the
+        first is the single draw's). Generations denoise all k in one batch and decode only the one
+        `self_check` prefers; an edit (`source` given) denoises them in turn, as `_first_change` asks."""
         timings: dict[str, float] = {}
         guidance = settings["guidance"]
         candidates = settings.get("candidates", 1)
-        count *= candidates  # candidate c of output j is row j·k + c
+        draws = count * candidates  # candidate c of output j is row j·k + c
+        rows = count if source is not None else draws  # rows denoised at once
         use_cfg = guidance != 1.0 or empty is not None
-        prefixes = [prefix_layout(cond)] * count + ([prefix_layout(uncond)] * count if use_cfg else [])
+        prefixes = [prefix_layout(cond)] * rows + ([prefix_layout(uncond)] * rows if use_cfg else [])
         clean = [lat.expand(len(prefixes), *lat.shape[1:]).to(self.device) for lat in clean]
         with _Timer(timings, "prefill"):
             ctx = self.model.prefill(prefixes, clean)
-            empty_ctx = None if empty is None else self.model.prefill([prefix_layout(empty)] * count, [])
+            empty_ctx = None if empty is None else self.model.prefill([prefix_layout(empty)] * rows, [])
         generator = torch.Generator().manual_seed(settings["seed"])
         # Drawn on the CPU from the caller's seed, so a seed means the same noise on every device.
-        noise = torch.randn((count, self.config.latent_channels, *grid), generator=generator).to(self.device)
+        noise = torch.randn((draws, self.config.latent_channels, *grid), generator=generator).to(self.device)
         shift = self.defaults.time_shift
         times = time_grid(settings["steps"], self.model.shift_for(grid) if shift is None else shift)
 
@@ -301,11 +318,17 @@ class TunaPipeline:
             v_empty = self.model.denoise(empty_ctx, x, t, visual=visual)
             return guided_edit(torch.cat([v, v_empty]), guidance, settings["image_guidance"])
 
-        with _Timer(timings, "denoise"):
-            latents = solve_ode(velocity, noise, times, solver=self.defaults.solver, callback=progress)
-        if candidates > 1:
-            with _Timer(timings, "self-check"):
-                latents = self.self_check(latents, settings["prompt"], candidates)
+        def denoise(x0: torch.Tensor) -> torch.Tensor:
+            with _Timer(timings, "denoise"):
+                return solve_ode(velocity, x0, times, solver=self.defaults.solver, callback=progress)
+
+        if source is not None:
+            latents = self._first_change(denoise, noise, source, timings)
+        else:
+            latents = denoise(noise)
+            if candidates > 1:
+                with _Timer(timings, "self-check"):
+                    latents = self.self_check(latents, settings["prompt"], candidates)
         with _Timer(timings, "decode"):
             pixels = self.units.vae_decode(latents)  # (B, 3, T, H, W)
         self.last_timings = timings
@@ -319,16 +342,52 @@ class TunaPipeline:
         each candidate (clean latents, no decode) and scored by the likelihood of answering with the
         prompt. Ties keep the earliest candidate, which is the one a single draw would give.
         """
-        question = DESCRIBE_VIDEO if latents.shape[2] > 1 else DESCRIBE_IMAGE
-        layout = understanding_layout(
-            self.tokenizer.special,
-            [self.config.latent_tokens(latents.shape[2:])],
-            self.tokenizer.encode(question),
-            self._prompt_ids(prompt),
-        )
+        layout = self._description_layout(latents, self._prompt_ids(prompt))
         scores = self.model.text_logprob([layout] * len(latents), [latents]).view(-1, candidates)
         best = scores.argmax(dim=1)
         return latents.view(-1, candidates, *latents.shape[1:])[torch.arange(len(best)), best]
+
+    def _first_change(
+        self,
+        denoise: Callable[[torch.Tensor], torch.Tensor],
+        noise: torch.Tensor,
+        source: torch.Tensor,
+        timings: dict[str, float],
+    ) -> torch.Tensor:
+        """Denoise the rows of `noise` in turn and return the first result that changed the source.
+
+        Every instruction asks for a change, so a result the model describes exactly as it describes
+        `source` is a failed edit whatever was asked (measured: none of them is right), and the next
+        draw gets its chance. Each check is one greedy caption (the source's is read once), and a
+        further draw is paid for only when the previous one changed nothing. If none changed anything
+        the first draw is kept, so one draw and k draws agree whenever the first draw does something."""
+        if len(noise) == 1:
+            return denoise(noise)
+        with _Timer(timings, "self-check"):
+            before = self.describe(source)
+        drawn = []
+        for row in noise.split(1):
+            drawn.append(denoise(row))
+            with _Timer(timings, "self-check"):
+                if self.describe(drawn[-1]) != before:
+                    return drawn[-1]
+        return drawn[0]
+
+    @torch.no_grad()
+    def describe(self, latents: torch.Tensor) -> str:
+        """The model's own greedy description of clean latents (1, C, T, h, w), read without decoding them."""
+        layout = self._description_layout(latents)
+        return self.tokenizer.decode(list(self._decode(layout, [latents], self.defaults.max_new_tokens, 0.0, None)))
+
+    def _description_layout(self, latents: torch.Tensor, answer_ids: list[int] | None = None) -> Layout:
+        """Latents followed by "Describe the image." (or the video), with `answer_ids` as its answer if given."""
+        question = DESCRIBE_VIDEO if latents.shape[2] > 1 else DESCRIBE_IMAGE
+        return understanding_layout(
+            self.tokenizer.special,
+            [self.config.latent_tokens(latents.shape[2:])],
+            self.tokenizer.encode(question),
+            answer_ids,
+        )
 
     # -- input handling ---------------------------------------------------------------------------
     def _encode_images(self, images: Sequence[Image_]) -> torch.Tensor:
