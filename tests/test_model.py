@@ -153,3 +153,29 @@ def test_text_logprob_sums_the_log_likelihood_that_the_text_loss_averages(model,
         with torch.no_grad():
             loss = model(SequenceBatch.from_layouts([layout]), [latents[row : row + 1]])["text"]
         assert torch.allclose(scores[row], -loss * len(layout.loss_positions), atol=1e-4)
+
+
+def test_says_is_true_exactly_when_greedy_decoding_writes_the_answer_and_stops(model, tiny_pipeline, monkeypatch):
+    sp, latents, question = tiny_pipeline.tokenizer.special, torch.randn(1, 16, 1, 16, 16), [30, 31]
+
+    def greedy(n: int) -> list[int]:  # n tokens by the KV-cached decoding the chat uses
+        prompt = understanding_layout(sp, [64], question)
+        cache, logits = model.start_decoding(prompt, [latents])
+        tokens = [int(logits.argmax())]
+        for position in range(len(prompt), len(prompt) + n - 1):
+            tokens.append(int(model.next_logits(cache, torch.tensor([tokens[-1]]), position).argmax()))
+        return tokens
+
+    def says(*answers: list[int]) -> list[bool]:
+        layouts = [understanding_layout(sp, [64], question, answer) for answer in answers]
+        return model.says(layouts, [latents.expand(len(answers), -1, -1, -1, -1)]).tolist()
+
+    written = greedy(4)
+    prefixes = [written[:k] for k in range(4)]  # each is followed by [eos] in its layout
+    assert says(*prefixes) == [written[k] == sp.eos for k in range(4)]
+    logits_of = model.llm.lm_head.forward
+    monkeypatch.setattr(
+        model.llm.lm_head, "forward", lambda h: logits_of(h).index_fill(-1, torch.tensor([sp.eos]), 1e4)
+    )
+    assert greedy(1) == [sp.eos]  # now it stops at once: the empty answer is what it says, and nothing else
+    assert says([], written[:1], [sp.bos]) == [True, False, False]

@@ -150,44 +150,48 @@ def test_image_guidance_adds_a_branch_that_changes_the_edit(tiny_pipeline, scene
     assert np.array_equal(pixels(pushed)[0], pixels(edit(4.0))[0])
 
 
-def test_describe_reads_latents_as_the_chat_answers_describe_the_image(tiny_pipeline, scene_image):
-    latents = tiny_pipeline._encode_images([scene_image])
+def test_an_edit_reads_its_source_as_the_chat_describes_the_image(tiny_pipeline, scene_image):
+    ids = tiny_pipeline._description_ids(tiny_pipeline._encode_images([scene_image]))
     asked = tiny_pipeline.chat([{"role": "user", "content": DESCRIBE_IMAGE}], images=[scene_image])
-    assert tiny_pipeline.describe(latents) == asked
+    assert tiny_pipeline.tokenizer.decode(ids) == asked
 
 
-def _describe_as(pipe, monkeypatch, answers: list[str]) -> list[torch.Tensor]:
-    """Make the model's descriptions `answers`, in call order (the source's comes first); returns what was read."""
-    read = []
+def _unchanged_as(pipe, monkeypatch, verdicts: list[bool]) -> list[tuple]:
+    """Make the model say each draw is (True) or is not (False) described as the source; returns what it was asked."""
+    asked = []
 
-    def fake(latents):
-        read.append(latents)
-        return answers[len(read) - 1]
+    def fake(layouts, clean):
+        asked.append((layouts, clean))
+        return torch.tensor([verdicts[len(asked) - 1]])
 
-    monkeypatch.setattr(pipe, "describe", fake)
-    return read
+    monkeypatch.setattr(pipe.model, "says", fake)
+    return asked
 
 
 def test_an_edit_that_changes_nothing_is_drawn_again(fresh_tiny_pipeline, monkeypatch, scene_image):
     pipe = fresh_tiny_pipeline
+    source_ids = pipe._description_ids(pipe._encode_images([scene_image]))
 
-    def edit(candidates: int, answers: list[str]) -> tuple[np.ndarray, int, int]:
-        read, steps = _describe_as(pipe, monkeypatch, answers), []
+    def edit(candidates: int, verdicts: list[bool]) -> tuple[np.ndarray, int, int]:
+        asked, steps = _unchanged_as(pipe, monkeypatch, verdicts), []
         result = pipe.edit(
             scene_image, "make it blue", seed=0, steps=2, candidates=candidates, progress=lambda i, n: steps.append(i)
         )
         assert result.settings["candidates"] == candidates
-        return pixels(result)[0], len(read), len(steps) // 2
+        for layouts, (latents,) in asked:  # each draw is asked whether the model would describe it as the source
+            assert layouts[0].ids[-len(source_ids) - 1 :] == [*source_ids, pipe.tokenizer.special.eos]
+            assert latents.shape == (1, pipe.config.latent_channels, 1, 16, 16)
+        return pixels(result)[0], len(asked), len(steps) // 2
 
-    single, described, draws = edit(1, [])
-    assert (described, draws) == (0, 1)  # one draw: nothing is described
-    changed_first = edit(3, ["src", "new"])
-    assert np.array_equal(changed_first[0], single) and changed_first[1:] == (2, 1)
-    changed_second = edit(3, ["src", "src", "new"])
-    assert not np.array_equal(changed_second[0], single) and changed_second[1:] == (3, 2)
-    assert np.array_equal(changed_second[0], edit(2, ["src", "src", "new"])[0])  # the draws do not depend on k
-    never_changed = edit(3, ["src"] * 4)
-    assert np.array_equal(never_changed[0], single) and never_changed[1:] == (4, 3)
+    single, checks, draws = edit(1, [])
+    assert (checks, draws) == (0, 1)  # one draw: nothing is checked
+    changed_first = edit(3, [False])
+    assert np.array_equal(changed_first[0], single) and changed_first[1:] == (1, 1)
+    changed_second = edit(3, [True, False])
+    assert not np.array_equal(changed_second[0], single) and changed_second[1:] == (2, 2)
+    assert np.array_equal(changed_second[0], edit(2, [True, False])[0])  # the draws do not depend on k
+    never_changed = edit(3, [True] * 3)
+    assert np.array_equal(never_changed[0], single) and never_changed[1:] == (3, 3)
 
 
 def test_chat_answers_about_images_and_videos_deterministically(tiny_pipeline, scene_image):

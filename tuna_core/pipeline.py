@@ -358,26 +358,28 @@ class TunaPipeline:
 
         Every instruction asks for a change, so a result the model describes exactly as it describes
         `source` is a failed edit whatever was asked (measured: none of them is right), and the next
-        draw gets its chance. Each check is one greedy caption (the source's is read once), and a
+        draw gets its chance. The source is described once (a greedy decode); each draw is then one
+        teacher-forced pass asking whether the model would say the same (`TunaModel.says`), and a
         further draw is paid for only when the previous one changed nothing. If none changed anything
         the first draw is kept, so one draw and k draws agree whenever the first draw does something."""
         if len(noise) == 1:
             return denoise(noise)
         with _Timer(timings, "self-check"):
-            before = self.describe(source)
+            before = self._description_ids(source)
         drawn = []
         for row in noise.split(1):
             drawn.append(denoise(row))
             with _Timer(timings, "self-check"):
-                if self.describe(drawn[-1]) != before:
+                # A source description cut off at max_new_tokens has no [eos] to match, so every draw reads as
+                # changed and the first is kept: the check then costs one caption and changes nothing.
+                if not self.model.says([self._description_layout(drawn[-1], before)], [drawn[-1]])[0]:
                     return drawn[-1]
         return drawn[0]
 
-    @torch.no_grad()
-    def describe(self, latents: torch.Tensor) -> str:
+    def _description_ids(self, latents: torch.Tensor) -> list[int]:
         """The model's own greedy description of clean latents (1, C, T, h, w), read without decoding them."""
         layout = self._description_layout(latents)
-        return self.tokenizer.decode(list(self._decode(layout, [latents], self.defaults.max_new_tokens, 0.0, None)))
+        return list(self._decode(layout, [latents], self.defaults.max_new_tokens, 0.0, None))
 
     def _description_layout(self, latents: torch.Tensor, answer_ids: list[int] | None = None) -> Layout:
         """Latents followed by "Describe the image." (or the video), with `answer_ids` as its answer if given."""

@@ -265,15 +265,32 @@ class TunaModel(nn.Module):
 
         Teacher-forced, one pass: how readily the model would say that answer, which is what the
         pipeline's self-check ranks generated candidates by."""
+        logits, labels, rows = self._answer_logits(layouts, clean)
+        token_logprob = torch.log_softmax(logits.float(), dim=-1).gather(1, labels[:, None])[:, 0]
+        return torch.zeros(len(layouts), device=self.device).index_add_(0, rows, token_logprob)
+
+    @torch.no_grad()
+    def says(self, layouts: list[Layout], clean: list[torch.Tensor]) -> torch.Tensor:
+        """(B,) bool: would greedy decoding write each layout's answer exactly, [eos] included?
+
+        It would if every answer token is the argmax after the tokens before it, so one
+        teacher-forced pass answers what a decode would need a pass per token for."""
+        logits, labels, rows = self._answer_logits(layouts, clean)
+        misses = (logits.argmax(dim=-1) != labels).long()
+        return torch.zeros(len(layouts), dtype=torch.long, device=self.device).index_add_(0, rows, misses) == 0
+
+    def _answer_logits(
+        self, layouts: list[Layout], clean: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One pass over the layouts: logits (S, V) at their S supervised positions, the labels (S,) there,
+        and each position's row (S,)."""
         batch = SequenceBatch.from_layouts(layouts).to(self.device)
         visual = [self.visual(lat) for lat in clean]
         x = self.embed(batch.ids, visual, batch.visual_positions)
         hidden = self.llm.model(inputs_embeds=x, attention_mask=batch.mask, position_ids=batch.position_ids)
         supervised = batch.labels != -100
-        logprobs = torch.log_softmax(self.llm.lm_head(hidden.last_hidden_state[supervised]).float(), dim=-1)
-        token_logprob = logprobs.gather(1, batch.labels[supervised][:, None])[:, 0]
-        rows = supervised.nonzero()[:, 0]
-        return torch.zeros(len(layouts), device=self.device).index_add_(0, rows, token_logprob)
+        logits = self.llm.lm_head(hidden.last_hidden_state[supervised])
+        return logits, batch.labels[supervised], supervised.nonzero()[:, 0]
 
     @torch.no_grad()
     def start_decoding(self, layout: Layout, clean: list[torch.Tensor]) -> tuple[DynamicCache, torch.Tensor]:
