@@ -574,6 +574,8 @@ def build_demo(
                     original, instruction, seed, steps, guidance, image_guidance, candidates, _denoising(progress)
                 )
             saved = store.save_image(result.images[0], result.settings, source=original)
+            for warning in result.warnings:
+                gr.Warning(warning)
             return str(store.path(saved)), [saved]
 
         edit_io = {

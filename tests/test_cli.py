@@ -1,4 +1,6 @@
-"""`python -m tuna_core`: every sub-command as a user runs it (subprocesses, saved tiny checkpoint)."""
+"""`python -m tuna_core`: every sub-command as a user runs it (subprocesses, saved tiny checkpoint).
+
+A test that must tell the model what to say calls `main` in-process instead."""
 
 import json
 import os
@@ -9,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from tuna_core.data.world import render_image, render_video, sample_scene
@@ -110,6 +113,26 @@ def test_edit_and_ask(tiny_checkpoint, inputs, tmp_path):
         run = tuna("ask", "--model", tiny_checkpoint, flag, inputs / path, "--question", "How many shapes are there?")
         assert run.returncode == 0, run.stderr
         assert len(run.stdout.splitlines()) <= 1  # the answer alone
+
+
+def test_edit_and_batch_warn_when_every_draw_reads_as_its_source(
+    tiny_checkpoint, inputs, tmp_path, monkeypatch, capsys
+):
+    from tuna_core.cli import main
+    from tuna_core.model import TunaModel
+
+    monkeypatch.setattr(TunaModel, "says", lambda self, layouts, clean: torch.ones(len(layouts), dtype=torch.bool))
+    out = tmp_path / "unchanged.png"
+    args = ["--model", tiny_checkpoint, "--image", inputs / "scene.png", "--seed", 0, "--steps", 1, "--candidates", 2]
+    assert main(["edit", *map(str, args), "--instruction", "remove the red circle", "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert printed.out.strip() == str(out) and png_settings(out)["candidates"] == 2  # the result is still saved
+    assert printed.err.count("warning: ") == 1 and "all 2 draws" in printed.err
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text(json.dumps({"id": "e", "task": "edit", "instruction": "remove it", "image": str(args[3])}))
+    assert main(["run-batch", "--model", str(tiny_checkpoint), str(batch), str(tmp_path / "out")]) == 0
+    (result,) = map(json.loads, (tmp_path / "out" / "results.jsonl").read_text().splitlines())
+    assert "output" in result and len(result["warnings"]) == 1 and "draws" in result["warnings"][0]
 
 
 def test_run_batch_reports_bad_lines_and_goes_on(tiny_checkpoint, inputs, tmp_path):

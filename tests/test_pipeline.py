@@ -11,6 +11,7 @@ from PIL import Image
 from tuna_core.data.tasks import DESCRIBE_IMAGE, DESCRIBE_VIDEO
 from tuna_core.data.world import render_image, render_video, sample_scene
 from tuna_core.layout import understanding_layout
+from tuna_core.pipeline import unchanged_warning
 
 PROMPT = "a large red circle at the top left on a black background"
 
@@ -192,6 +193,17 @@ def test_an_edit_that_changes_nothing_is_drawn_again(fresh_tiny_pipeline, monkey
     assert np.array_equal(changed_second[0], edit(2, [True, False])[0])  # the draws do not depend on k
     never_changed = edit(3, [True] * 3)
     assert np.array_equal(never_changed[0], single) and never_changed[1:] == (3, 3)
+
+
+def test_an_edit_whose_every_draw_reads_as_the_source_warns_the_user(fresh_tiny_pipeline, monkeypatch, scene_image):
+    def warnings(candidates: int, verdicts: list[bool]) -> list[str]:
+        _unchanged_as(fresh_tiny_pipeline, monkeypatch, verdicts)
+        return fresh_tiny_pipeline.edit(scene_image, "make it blue", seed=0, steps=2, candidates=candidates).warnings
+
+    assert warnings(3, [True] * 3) == [unchanged_warning(3)]
+    assert "all 3 draws" in unchanged_warning(3) and "another seed" in unchanged_warning(3)
+    assert warnings(3, [True, False]) == []  # the second draw changed something
+    assert warnings(1, []) == []  # a single draw is not checked, so there is nothing to warn of
 
 
 def test_chat_answers_about_images_and_videos_deterministically(tiny_pipeline, scene_image):

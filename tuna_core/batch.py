@@ -2,9 +2,10 @@
 
 Input lines: {"id", "task": "t2i"|"t2v"|"edit"|"chat", "prompt"|"instruction"|"question", "image",
 "video", "seed"} (paths relative to the JSONL's folder, seed 0 when missing). Output:
-OUT_DIR/results.jsonl with {"id", "task", "output"} (a file under OUT_DIR) or {"id", "task",
-"answer"}, plus "seconds"; a bad line becomes {"id", "error"} and the batch goes on. Results are
-appended and flushed line by line, so an interrupted batch keeps what it finished.
+OUT_DIR/results.jsonl with {"id", "task", "output"} (a file under OUT_DIR; an edit the model read
+as unchanged adds "warnings") or {"id", "task", "answer"}, plus "seconds"; a bad line becomes
+{"id", "error"} and the batch goes on. Results are appended and flushed line by line, so an
+interrupted batch keeps what it finished.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def run_task(pipe: TunaPipeline, task: dict[str, Any], base: Path, out_dir: Path
     if kind == "edit":
         image = load_image(base / _text(task, "image"), pipe.limits)
         result = pipe.edit(image, _text(task, "instruction"), seed=seed)
-        return {"output": save_png(result.images[0], out_dir / f"{stem}.png", result.settings).name}
+        saved = {"output": save_png(result.images[0], out_dir / f"{stem}.png", result.settings).name}
+        return saved | ({"warnings": result.warnings} if result.warnings else {})
     images = [load_image(base / task["image"], pipe.limits)] if task.get("image") else None
     videos = [load_video(base / task["video"], pipe.limits)[0]] if task.get("video") else None
     question = _text(task, "question")

@@ -164,6 +164,8 @@ def cmd_edit(args: argparse.Namespace) -> int:
         _progress("edit"),
     )
     print(save_png(result.images[0], args.out, result.settings))
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -56,6 +56,7 @@ class ImageResult:
     images: list[Image.Image]
     settings: dict[str, Any]
     timings: dict[str, float]
+    warnings: list[str] = field(default_factory=list)  # one line each, for the user: the UI and CLI show them
 
 
 @dataclass
@@ -210,7 +211,7 @@ class TunaPipeline:
         grid = self.config.latent_grid(1, height, width)
         cond = generation_layout(self.tokenizer.special, self._prompt_ids(prompt), 0)
         uncond = generation_layout(self.tokenizer.special, self._prompt_ids(negative_prompt, allow_empty=True), 0)
-        frames, timings = self._generate(cond, uncond, [], grid, num_images, settings, progress)
+        frames, timings, _ = self._generate(cond, uncond, [], grid, num_images, settings, progress)
         return ImageResult([Image.fromarray(f[0]) for f in frames], settings, timings)
 
     @torch.no_grad()
@@ -234,7 +235,7 @@ class TunaPipeline:
         grid = self.config.latent_grid(num_frames, side, side)
         cond = generation_layout(self.tokenizer.special, self._prompt_ids(prompt), 0)
         uncond = generation_layout(self.tokenizer.special, [], 0)
-        frames, timings = self._generate(cond, uncond, [], grid, 1, settings, progress)
+        frames, timings, _ = self._generate(cond, uncond, [], grid, 1, settings, progress)
         return VideoResult(frames[0][:num_frames], fps, settings, timings)
 
     @torch.no_grad()
@@ -268,9 +269,12 @@ class TunaPipeline:
         # The branch with neither source nor instruction is text-to-image's unconditional one.
         empty = generation_layout(special, [], 0) if settings["image_guidance"] != 1.0 else None
         grid = self.config.latent_grid(1, side, side)
-        frames, more = self._generate(cond, uncond, [source], grid, 1, settings, progress, empty=empty, source=source)
+        frames, more, changed = self._generate(
+            cond, uncond, [source], grid, 1, settings, progress, empty=empty, source=source
+        )
         self.last_timings = timings | more
-        return ImageResult([Image.fromarray(frames[0][0])], settings, self.last_timings)
+        warnings = [] if changed else [unchanged_warning(settings["candidates"])]
+        return ImageResult([Image.fromarray(frames[0][0])], settings, self.last_timings, warnings)
 
     def _generate(
         self,
@@ -283,13 +287,14 @@ class TunaPipeline:
         progress: Progress | None,
         empty: Layout | None = None,
         source: torch.Tensor | None = None,
-    ) -> tuple[list[np.ndarray], dict[str, float]]:
+    ) -> tuple[list[np.ndarray], dict[str, float], bool]:
         """Steps 2–5 shared by every generation task: prefill, noise, ODE, self-check, decode.
 
         `empty` (edits with image guidance) is a third branch with no clean image, so it has a
         prefix of its own. With `settings["candidates"]` k > 1 each output has k noise draws (the
         first is the single draw's). Generations denoise all k in one batch and decode only the one
-        `self_check` prefers; an edit (`source` given) denoises them in turn, as `_first_change` asks."""
+        `self_check` prefers; an edit (`source` given) denoises them in turn, as `_first_change` asks.
+        The flag is False only for an edit whose every draw the model read as its unchanged source."""
         timings: dict[str, float] = {}
         guidance = settings["guidance"]
         candidates = settings.get("candidates", 1)
@@ -322,8 +327,9 @@ class TunaPipeline:
             with _Timer(timings, "denoise"):
                 return solve_ode(velocity, x0, times, solver=self.defaults.solver, callback=progress)
 
+        changed = True
         if source is not None:
-            latents = self._first_change(denoise, noise, source, timings)
+            latents, changed = self._first_change(denoise, noise, source, timings)
         else:
             latents = denoise(noise)
             if candidates > 1:
@@ -332,7 +338,7 @@ class TunaPipeline:
         with _Timer(timings, "decode"):
             pixels = self.units.vae_decode(latents)  # (B, 3, T, H, W)
         self.last_timings = timings
-        return list(to_frames(pixels)), timings
+        return list(to_frames(pixels)), timings, changed
 
     @torch.no_grad()
     def self_check(self, latents: torch.Tensor, prompt: str, candidates: int) -> torch.Tensor:
@@ -353,17 +359,18 @@ class TunaPipeline:
         noise: torch.Tensor,
         source: torch.Tensor,
         timings: dict[str, float],
-    ) -> torch.Tensor:
-        """Denoise the rows of `noise` in turn and return the first result that changed the source.
+    ) -> tuple[torch.Tensor, bool]:
+        """Denoise the rows of `noise` in turn and return the first result that changed the source, and True.
 
         Every instruction asks for a change, so a result the model describes exactly as it describes
         `source` is a failed edit whatever was asked (measured: none of them is right), and the next
         draw gets its chance. The source is described once (a greedy decode); each draw is then one
         teacher-forced pass asking whether the model would say the same (`TunaModel.says`), and a
         further draw is paid for only when the previous one changed nothing. If none changed anything
-        the first draw is kept, so one draw and k draws agree whenever the first draw does something."""
+        the first draw is kept, with False, so one draw and k draws agree whenever the first draw does
+        something. A single draw is not checked (True): that costs nothing, and knows nothing."""
         if len(noise) == 1:
-            return denoise(noise)
+            return denoise(noise), True
         with _Timer(timings, "self-check"):
             before = self._description_ids(source)
         drawn = []
@@ -373,8 +380,8 @@ class TunaPipeline:
                 # A source description cut off at max_new_tokens has no [eos] to match, so every draw reads as
                 # changed and the first is kept: the check then costs one caption and changes nothing.
                 if not self.model.says([self._description_layout(drawn[-1], before)], [drawn[-1]])[0]:
-                    return drawn[-1]
-        return drawn[0]
+                    return drawn[-1], True
+        return drawn[0], False
 
     def _description_ids(self, latents: torch.Tensor) -> list[int]:
         """The model's own greedy description of clean latents (1, C, T, h, w), read without decoding them."""
@@ -495,6 +502,14 @@ class TunaPipeline:
 def _default(value: Any, default: Any) -> Any:
     """`default` only when the caller gave nothing (0 is a value to validate, not a default)."""
     return default if value is None else value
+
+
+def unchanged_warning(draws: int) -> str:
+    """What to tell the user when the model read every one of `draws` edit draws as the unchanged source."""
+    return (
+        f"The model describes all {draws} draws exactly as it describes the source image, so the edit probably "
+        "changed nothing: try another seed, more draws, or other words."
+    )
 
 
 class _Timer:
