@@ -564,7 +564,9 @@ def build_demo(
             candidates: int | None = None,
             progress: gr.Progress = gr.Progress(),
         ) -> tuple[str, list[Result]]:
-            """Edit an image by an instruction; returns the edited PNG (the source is saved beside it)."""
+            """Edit an image by an instruction; returns the edited PNG (the source is saved beside it).
+
+            Warns (a toast; a log update for API clients) when every draw still reads as the unchanged source."""
             with _as_gradio_error():
                 path = _upload_path(image)
                 if path is None:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+import tuna_core.pipeline
 from tuna_core.data.tasks import DESCRIBE_IMAGE, DESCRIBE_VIDEO
 from tuna_core.data.world import render_image, render_video, sample_scene
 from tuna_core.layout import understanding_layout
@@ -171,6 +172,7 @@ def _unchanged_as(pipe, monkeypatch, verdicts: list[bool]) -> list[tuple]:
 
 def test_an_edit_that_changes_nothing_is_drawn_again(fresh_tiny_pipeline, monkeypatch, scene_image):
     pipe = fresh_tiny_pipeline
+    pipe.defaults = dataclasses.replace(pipe.defaults, edit_early_check=0.0)  # each draw is checked at its end only
     source_ids = pipe._description_ids(pipe._encode_images([scene_image]))
 
     def edit(candidates: int, verdicts: list[bool]) -> tuple[np.ndarray, int, int]:
@@ -195,7 +197,43 @@ def test_an_edit_that_changes_nothing_is_drawn_again(fresh_tiny_pipeline, monkey
     assert np.array_equal(never_changed[0], single) and never_changed[1:] == (3, 3)
 
 
+def test_an_edit_draw_that_still_reads_as_the_source_part_way_is_dropped_there(
+    fresh_tiny_pipeline, monkeypatch, scene_image
+):
+    pipe, solved = fresh_tiny_pipeline, []
+    real_steps = tuna_core.pipeline.ode_steps
+
+    def spied(*args, **kwargs):
+        for step in real_steps(*args, **kwargs):
+            solved.append(step)
+            yield step
+
+    monkeypatch.setattr(tuna_core.pipeline, "ode_steps", spied)
+
+    def edit(candidates: int, verdicts: list[bool], early_check: float = 0.4) -> tuple[np.ndarray, list, list[int]]:
+        """Of 5 steps, a draw is checked after 2 (0.4 of them) and after 5."""
+        pipe.defaults = dataclasses.replace(pipe.defaults, edit_early_check=early_check)
+        solved.clear()
+        asked, steps = _unchanged_as(pipe, monkeypatch, verdicts), []
+        result = pipe.edit(
+            scene_image, "make it blue", seed=0, steps=5, candidates=candidates, progress=lambda i, n: steps.append(i)
+        )
+        return pixels(result)[0], [latents for _, (latents,) in asked], steps
+
+    single, _, _ = edit(1, [])
+    second_draw, _, _ = edit(2, [True, False], early_check=0.0)
+    dropped, checked, steps = edit(2, [True, False, False])  # the first draw reads as the source after 2 steps
+    assert np.array_equal(dropped, second_draw) and steps == [1, 2, 1, 2, 3, 4, 5] and len(checked) == 3
+    # Both dropped part-way: the first draw is taken up where it stopped, and ends where one draw ends.
+    kept, checked, steps = edit(2, [True, True])
+    assert np.array_equal(kept, single) and steps == [1, 2, 1, 2, 3, 4, 5] and len(checked) == 2
+    # What is checked part-way is the clean latents the step points at, not the half-noisy state.
+    assert torch.equal(checked[0], solved[1].clean) and not torch.equal(checked[0], solved[1].x)
+
+
 def test_an_edit_whose_every_draw_reads_as_the_source_warns_the_user(fresh_tiny_pipeline, monkeypatch, scene_image):
+    fresh_tiny_pipeline.defaults = dataclasses.replace(fresh_tiny_pipeline.defaults, edit_early_check=0.0)
+
     def warnings(candidates: int, verdicts: list[bool]) -> list[str]:
         _unchanged_as(fresh_tiny_pipeline, monkeypatch, verdicts)
         return fresh_tiny_pipeline.edit(scene_image, "make it blue", seed=0, steps=2, candidates=candidates).warnings

@@ -8,6 +8,7 @@ import torch
 from tuna_core.sampler import (
     guided,
     guided_edit,
+    ode_steps,
     resolution_shift,
     sample_token,
     sample_train_time,
@@ -66,6 +67,15 @@ def test_euler_integrates_a_straight_flow_exactly():
     x0, x1 = torch.randn(3, 5), torch.randn(3, 5)
     out = solve_ode(lambda x, t: x1 - x0, x0, time_grid(7, 2.5))
     assert torch.allclose(out, x1, atol=1e-6)
+
+
+def test_each_step_points_at_the_clean_end_of_a_straight_flow_and_the_solve_is_its_last_step():
+    x0, x1 = torch.randn(3, 5), torch.randn(3, 5)
+    steps = list(ode_steps(lambda x, t: x1 - x0, x0, time_grid(6, 3.0)))
+    assert [(s.done, s.total) for s in steps] == [(i, 6) for i in range(1, 7)]
+    assert all(torch.allclose(s.clean, x1, atol=1e-6) for s in steps)  # x_t + (1 − t)·v is x1 from anywhere
+    assert not torch.allclose(steps[2].x, x1, atol=1e-2)  # while the state itself is still part noise
+    assert torch.equal(steps[-1].x, solve_ode(lambda x, t: x1 - x0, x0, time_grid(6, 3.0)))
 
 
 def test_heun_beats_euler_on_a_curved_flow():

@@ -8,8 +8,10 @@ All per-call state is local, so concurrent callers (Gradio) cannot see each othe
 
 from __future__ import annotations
 
+import collections
+import itertools
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from tuna_core.layout import (
 )
 from tuna_core.media import to_frames, to_pixels, to_rgb
 from tuna_core.model import TunaModel
-from tuna_core.sampler import guided, guided_edit, sample_token, solve_ode, time_grid
+from tuna_core.sampler import OdeStep, guided, guided_edit, ode_steps, sample_token, time_grid
 from tuna_core.tokenizer import TunaTokenizer
 
 Progress = Callable[[int, int], None]  # (step done, total steps)
@@ -323,15 +325,23 @@ class TunaPipeline:
             v_empty = self.model.denoise(empty_ctx, x, t, visual=visual)
             return guided_edit(torch.cat([v, v_empty]), guidance, settings["image_guidance"])
 
-        def denoise(x0: torch.Tensor) -> torch.Tensor:
-            with _Timer(timings, "denoise"):
-                return solve_ode(velocity, x0, times, solver=self.defaults.solver, callback=progress)
+        def draw(x0: torch.Tensor) -> Iterator[OdeStep]:
+            """Denoise `x0` step by step, timing each step and reporting it to `progress`."""
+            steps = ode_steps(velocity, x0, times, solver=self.defaults.solver)
+            while True:
+                with _Timer(timings, "denoise"):
+                    step = next(steps, None)
+                if step is None:
+                    return
+                if progress is not None:
+                    progress(step.done, step.total)
+                yield step
 
         changed = True
         if source is not None:
-            latents, changed = self._first_change(denoise, noise, source, timings)
+            latents, changed = self._first_change(draw, noise, source, timings)
         else:
-            latents = denoise(noise)
+            latents = _last(draw(noise)).x
             if candidates > 1:
                 with _Timer(timings, "self-check"):
                     latents = self.self_check(latents, settings["prompt"], candidates)
@@ -355,7 +365,7 @@ class TunaPipeline:
 
     def _first_change(
         self,
-        denoise: Callable[[torch.Tensor], torch.Tensor],
+        draw: Callable[[torch.Tensor], Iterator[OdeStep]],
         noise: torch.Tensor,
         source: torch.Tensor,
         timings: dict[str, float],
@@ -364,24 +374,37 @@ class TunaPipeline:
 
         Every instruction asks for a change, so a result the model describes exactly as it describes
         `source` is a failed edit whatever was asked (measured: none of them is right), and the next
-        draw gets its chance. The source is described once (a greedy decode); each draw is then one
-        teacher-forced pass asking whether the model would say the same (`TunaModel.says`), and a
-        further draw is paid for only when the previous one changed nothing. If none changed anything
-        the first draw is kept, with False, so one draw and k draws agree whenever the first draw does
-        something. A single draw is not checked (True): that costs nothing, and knows nothing."""
+        draw gets its chance. The source is described once (a greedy decode); a draw is then checked by
+        one teacher-forced pass asking whether the model would say the same (`TunaModel.says`), and a
+        further draw is paid for only when the previous one changed nothing. A draw is checked twice:
+        part-way, on the clean latents its step points at (`edit_early_check` of its steps; most no-op
+        draws already read as the source there), where one that reads as the source is dropped at once,
+        and at its end. If none changed anything the first draw is finished and kept, with False, so
+        one draw and k draws agree whenever the first draw does something. A single draw is not checked
+        (True): that costs nothing, and knows nothing."""
         if len(noise) == 1:
-            return denoise(noise), True
+            return _last(draw(noise)).x, True
         with _Timer(timings, "self-check"):
             before = self._description_ids(source)
-        drawn = []
-        for row in noise.split(1):
-            drawn.append(denoise(row))
+
+        def reads_as_source(latents: torch.Tensor) -> bool:
             with _Timer(timings, "self-check"):
                 # A source description cut off at max_new_tokens has no [eos] to match, so every draw reads as
                 # changed and the first is kept: the check then costs one caption and changes nothing.
-                if not self.model.says([self._description_layout(drawn[-1], before)], [drawn[-1]])[0]:
-                    return drawn[-1], True
-        return drawn[0], False
+                return bool(self.model.says([self._description_layout(latents, before)], [latents])[0])
+
+        first = None
+        for row in noise.split(1):
+            steps = draw(row)
+            for step in steps:
+                if step.done == step.total:
+                    if not reads_as_source(step.x):
+                        return step.x, True
+                elif step.done == round(self.defaults.edit_early_check * step.total) and reads_as_source(step.clean):
+                    break  # still the source part-way: drop this draw here
+            first = first or (step, steps)
+        step, steps = first
+        return _last(itertools.chain([step], steps)).x, False
 
     def _description_ids(self, latents: torch.Tensor) -> list[int]:
         """The model's own greedy description of clean latents (1, C, T, h, w), read without decoding them."""
@@ -502,6 +525,11 @@ class TunaPipeline:
 def _default(value: Any, default: Any) -> Any:
     """`default` only when the caller gave nothing (0 is a value to validate, not a default)."""
     return default if value is None else value
+
+
+def _last(steps: Iterable[OdeStep]) -> OdeStep:
+    """The last of a solve's steps (where it lands), run to the end."""
+    return collections.deque(steps, maxlen=1)[0]
 
 
 def unchanged_warning(draws: int) -> str:

@@ -7,11 +7,21 @@ from 0 (noise) to 1 (clean) and the model predicts the velocity x1 − x0.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 import torch
 
 Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t, t) -> v
+
+
+class OdeStep(NamedTuple):
+    """One solver step: how far along, and where it points and lands."""
+
+    done: int  # steps taken, this one included
+    total: int
+    clean: torch.Tensor  # the clean latents this step's velocity points at from where it started: x_t + (1 − t)·v
+    x: torch.Tensor  # where the step lands
 
 
 def resolution_shift(base_shift: float, num_tokens: int, reference_tokens: int) -> float:
@@ -59,19 +69,14 @@ def guided_edit(velocity: torch.Tensor, guidance: float, image_guidance: float) 
     return empty + image_guidance * (source - empty) + guidance * (both - source)
 
 
-def solve_ode(
-    velocity: Velocity,
-    x0: torch.Tensor,
-    times: torch.Tensor,
-    *,
-    solver: str = "euler",
-    callback: Callable[[int, int], None] | None = None,
-) -> torch.Tensor:
-    """Integrate dx/dt = v(x, t) from times[0] to times[-1].
+def ode_steps(velocity: Velocity, x0: torch.Tensor, times: torch.Tensor, *, solver: str = "euler") -> Iterator[OdeStep]:
+    """Integrate dx/dt = v(x, t) from times[0] to times[-1], one step per item.
 
     Euler: one evaluation per step. Heun: a second evaluation at the step's end (except the
     last step, which lands on t=1 where the trapezoid rule would query the clean endpoint).
-    Arithmetic in float32 regardless of the model's dtype; `callback(step, total)` after each.
+    Arithmetic in float32 regardless of the model's dtype. A caller that stops iterating leaves
+    the solve suspended, to finish later or never: an edit drops a draw that reads as its source
+    part-way (`TunaPipeline._first_change`).
     """
     if solver not in ("euler", "heun"):
         raise ValueError(f"unknown solver {solver!r}; use 'euler' or 'heun'")
@@ -85,9 +90,25 @@ def solve_ode(
             x_pred = x + dt * v
             v_next = velocity(x_pred, torch.full((x.shape[0],), t_next, device=x.device)).float()
             v = 0.5 * (v + v_next)
+        clean = x + (1.0 - t) * v
         x = x + dt * v
+        yield OdeStep(i + 1, steps, clean, x)
+
+
+def solve_ode(
+    velocity: Velocity,
+    x0: torch.Tensor,
+    times: torch.Tensor,
+    *,
+    solver: str = "euler",
+    callback: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """All of `ode_steps` at once: the clean end x(times[-1]); `callback(step, total)` after each step."""
+    x = x0.float()
+    for step in ode_steps(velocity, x0, times, solver=solver):
+        x = step.x
         if callback is not None:
-            callback(i + 1, steps)
+            callback(step.done, step.total)
     return x
 
 
