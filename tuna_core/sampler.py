@@ -95,23 +95,6 @@ def ode_steps(velocity: Velocity, x0: torch.Tensor, times: torch.Tensor, *, solv
         yield OdeStep(i + 1, steps, clean, x)
 
 
-def solve_ode(
-    velocity: Velocity,
-    x0: torch.Tensor,
-    times: torch.Tensor,
-    *,
-    solver: str = "euler",
-    callback: Callable[[int, int], None] | None = None,
-) -> torch.Tensor:
-    """All of `ode_steps` at once: the clean end x(times[-1]); `callback(step, total)` after each step."""
-    x = x0.float()
-    for step in ode_steps(velocity, x0, times, solver=solver):
-        x = step.x
-        if callback is not None:
-            callback(step.done, step.total)
-    return x
-
-
 def sample_token(
     logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None
 ) -> torch.Tensor:
