@@ -33,6 +33,14 @@ def tiny_pipeline():
 
 
 @pytest.fixture
+def edits_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every model describes every edit draw exactly as it describes the source: each edit keeps its first draw."""
+    from tuna_core.model import TunaModel
+
+    monkeypatch.setattr(TunaModel, "says", lambda self, layouts, clean: torch.ones(len(layouts), dtype=torch.bool))
+
+
+@pytest.fixture
 def fresh_tiny_pipeline():
     """A pipeline the test may change (memory methods, engines) without touching the shared one."""
     return make_tiny_pipeline()

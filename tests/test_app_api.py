@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import psutil
 import pytest
-import torch
 from conftest import free_port, running_app
 from gradio_client import Client, handle_file
 from gradio_client.client import Job
@@ -36,7 +35,6 @@ from tuna_core.annotations import AnnotationStore
 from tuna_core.data.tasks import answer_question, apply_edit
 from tuna_core.data.world import VIDEO_FPS, parse_prompt, render_image, render_video
 from tuna_core.media import load_image, load_video, png_settings, save_mp4
-from tuna_core.model import TunaModel
 from tuna_core.pipeline import TunaPipeline
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,8 +182,7 @@ def test_edit_returns_the_edited_png(client: Client) -> None:
     assert settings["image_guidance"] == 2.0
 
 
-def test_an_edit_whose_every_draw_reads_as_the_source_shows_a_warning(client: Client, monkeypatch) -> None:
-    monkeypatch.setattr(TunaModel, "says", lambda self, layouts, clean: torch.ones(len(layouts), dtype=torch.bool))
+def test_an_edit_whose_every_draw_reads_as_the_source_shows_a_warning(client: Client, edits_change_nothing) -> None:
     job = client.submit(handle_file(SCENE_IMAGE), "make the red circle blue", steps=1, candidates=2, api_name="/edit")
     assert png_settings(job.result())["candidates"] == 2  # the result is still shown and saved
     logs = _logs(job)

@@ -11,7 +11,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from tuna_core.data.world import render_image, render_video, sample_scene
@@ -116,12 +115,10 @@ def test_edit_and_ask(tiny_checkpoint, inputs, tmp_path):
 
 
 def test_edit_and_batch_warn_when_every_draw_reads_as_its_source(
-    tiny_checkpoint, inputs, tmp_path, monkeypatch, capsys
+    tiny_checkpoint, inputs, tmp_path, edits_change_nothing, capsys
 ):
     from tuna_core.cli import main
-    from tuna_core.model import TunaModel
 
-    monkeypatch.setattr(TunaModel, "says", lambda self, layouts, clean: torch.ones(len(layouts), dtype=torch.bool))
     out = tmp_path / "unchanged.png"
     args = ["--model", tiny_checkpoint, "--image", inputs / "scene.png", "--seed", 0, "--steps", 1, "--candidates", 2]
     assert main(["edit", *map(str, args), "--instruction", "remove the red circle", "--out", str(out)]) == 0
