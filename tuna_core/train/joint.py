@@ -110,8 +110,8 @@ class EMA:
     @torch.no_grad()
     def update(self, params: dict[str, torch.Tensor], step: int) -> None:
         d = min(self.decay, (1 + step) / (10 + step))  # short runs: don't average in the random init
-        for k, v in params.items():
-            self.shadow[k].lerp_(v.detach().float(), 1 - d)
+        # One grouped update, not a kernel launch per tensor: on a GPU the step of a small model is launch-bound.
+        torch._foreach_lerp_([self.shadow[k] for k in params], [v.detach().float() for v in params.values()], 1 - d)
 
 
 def train_joint(
@@ -176,7 +176,7 @@ def train_joint(
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = get_lr(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
-        record: dict[str, float] = {}
+        pending: dict[str, torch.Tensor] = {}
         for k, (task, size) in enumerate(batches.items()):
             rng = step_rng(cfg.seed, step * len(batches) + k, accelerator.process_index)
             losses = task_losses(
@@ -184,14 +184,16 @@ def train_joint(
             )
             loss = cfg.flow_weight * losses.get("flow", 0.0) + cfg.text_weight * losses.get("text", 0.0)
             accelerator.backward(loss)
-            record |= {f"loss/{task}_{name}": v.item() for name, v in losses.items()}
+            pending |= {f"loss/{task}_{name}": v.detach().float() for name, v in losses.items()}
         accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         ema.update(trainable, step)
+        # The step's one wait for the device: a .item() per loss would stall a GPU after every task's backward.
+        record = dict(zip(pending, torch.stack(list(pending.values())).tolist(), strict=True))
         bar.set_postfix({k.split("/")[1]: f"{v:.3f}" for k, v in record.items()}, refresh=False)
         if accelerator.is_main_process and (step + 1) % cfg.log_every == 0:
-            now = time.perf_counter()  # each .item() above waited for the device, so this is wall time
+            now = time.perf_counter()  # the losses' .tolist() waited for the device, so this is wall time
             seconds = round((now - lap) / cfg.log_every, 4)
             append_log(log, {"step": step + 1, "lr": opt.param_groups[0]["lr"], **record, "s_per_step": seconds})
             lap = now
