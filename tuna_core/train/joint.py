@@ -110,7 +110,7 @@ class EMA:
     @torch.no_grad()
     def update(self, params: dict[str, torch.Tensor], step: int) -> None:
         d = min(self.decay, (1 + step) / (10 + step))  # short runs: don't average in the random init
-        # One grouped update, not a kernel launch per tensor: on a GPU the step of a small model is launch-bound.
+        # One grouped update rather than a kernel launch per tensor.
         torch._foreach_lerp_([self.shadow[k] for k in params], [v.detach().float() for v in params.values()], 1 - d)
 
 
@@ -189,7 +189,7 @@ def train_joint(
         opt.step()
         opt.zero_grad(set_to_none=True)
         ema.update(trainable, step)
-        # The step's one wait for the device: a .item() per loss would stall a GPU after every task's backward.
+        # Losses are read once per step: a .item() per loss would stall a GPU after every task's backward.
         record = dict(zip(pending, torch.stack(list(pending.values())).tolist(), strict=True))
         bar.set_postfix({k.split("/")[1]: f"{v:.3f}" for k, v in record.items()}, refresh=False)
         if accelerator.is_main_process and (step + 1) % cfg.log_every == 0:
