@@ -26,7 +26,7 @@ from tuna_core.model.visual import LatentVAE
 from tuna_core.tokenizer import TunaTokenizer
 from tuna_core.train.cache import build_cache, edit_of, render_cached
 from tuna_core.train.common import get_lr
-from tuna_core.train.joint import EMA, make_batch, train_joint
+from tuna_core.train.joint import CHANGE_THRESHOLD, EMA, edit_change_weights, make_batch, task_losses, train_joint
 from tuna_core.train.vae import held_out_errors, keyframe_video_path, object_mask, object_weighted_l1, read_exactly
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,6 +89,56 @@ def test_batch_flag_resizes_the_named_tasks_and_keeps_the_others(tmp_path):
         train_configs(build_parser().parse_args(["train", "--out", str(tmp_path), "--batch", "paint=4"]))
     with pytest.raises(ValueError, match=r"size ≥ 1 for each task"):
         TrainConfig(batch={"t2i": 0})
+
+
+def test_edit_change_weight_flag_reaches_the_recipe_and_must_not_be_negative(tmp_path):
+    argv = ["train", "--out", str(tmp_path), "--edit-change-weight", "3"]
+    assert train_configs(build_parser().parse_args(argv))[1].edit_change_weight == 3.0
+    assert TrainConfig().edit_change_weight == 0.0  # the shipped model's runs trained on the plain MSE
+    with pytest.raises(ValueError, match=r"≥ 0 \(0: plain MSE\); got -1"):
+        TrainConfig(edit_change_weight=-1.0)
+
+
+def test_edit_change_weights_mark_only_what_the_edit_changed():
+    source = torch.randn(2, 4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    target = source.clone()
+    std = source.std()
+    target[0, 2, 0, 1:3, 5:7] += 2 * CHANGE_THRESHOLD * std  # one channel of a 2×2 patch changes
+    target[1, :, 0, 4, 4] += CHANGE_THRESHOLD * std / 2  # a small change in every channel at one position
+    w = edit_change_weights(source, target, 3.0)
+    assert w.shape == (2, 1, 1, 8, 8)
+    assert (w[0, 0, 0, 1:3, 5:7] == 4.0).all() and w[0].sum() == 64 + 4 * 3
+    assert (w[1] == 1.0).all()
+
+
+def test_weighting_an_edit_batch_by_change_reweights_the_same_draws(tiny_pipeline):
+    model, tok = tiny_pipeline.model, tiny_pipeline.tokenizer
+    data = held_out_set(model, seed=3, images=4, videos=2)
+
+    def edit_loss(weight: float) -> float:
+        rng = np.random.default_rng(0)
+        with torch.no_grad():
+            return task_losses(model, "edit", 4, data, tok, rng, 0.0, model.config, model.device, 0.0, weight)[
+                "flow"
+            ].item()
+
+    plain, weighted = edit_loss(0.0), edit_loss(3.0)
+    rng = np.random.default_rng(0)
+    _, clean, target = make_batch("edit", 4, data, tok, rng, 0.0, model.config)
+    assert edit_change_weights(clean[0], target, 3.0).max() == 4.0  # these edits change something
+    assert weighted != pytest.approx(plain, rel=1e-4)  # the same draws, reweighted
+    assert edit_loss(0.0) == plain  # the same draws again: only the weights differed
+
+
+def test_uniform_flow_weights_give_the_plain_mse(tiny_pipeline):
+    model, tok = tiny_pipeline.model, tiny_pipeline.tokenizer
+    data = held_out_set(model, seed=3, images=4, videos=2)
+    rng = np.random.default_rng(1)
+    batch, clean, target = make_batch("t2i", 4, data, tok, rng, 0.0, model.config)
+    with torch.no_grad():
+        plain = model(batch, clean, target, torch.Generator().manual_seed(5))["flow"]
+        uniform = model(batch, clean, target, torch.Generator().manual_seed(5), flow_weights=torch.full((1,), 7.0))
+    assert uniform["flow"].item() == pytest.approx(plain.item(), rel=1e-5)
 
 
 def test_a_follow_up_batch_supervises_every_answer_of_every_chat(tiny_pipeline):

@@ -230,6 +230,7 @@ def train_configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
             ("lr", args.lr),
             ("mixed_precision", args.mixed_precision),
             ("follow_ups", args.follow_ups),
+            ("edit_change_weight", args.edit_change_weight),
         )
         if v is not None
     }
@@ -393,6 +394,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="P",
         help=f"share of QA and caption samples that follow earlier chat turns (default {TrainConfig.follow_ups})",
+    )
+    p.add_argument(
+        "--edit-change-weight",
+        type=float,
+        default=None,
+        metavar="W",
+        help="latent positions an edit changes count 1 + W times in its flow loss "
+        f"(default {TrainConfig.edit_change_weight}: plain MSE)",
     )
     p.add_argument(
         "--batch",

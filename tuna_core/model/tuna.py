@@ -176,13 +176,16 @@ class TunaModel(nn.Module):
         clean: list[torch.Tensor],
         target: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        flow_weights: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Training forward: flow-matching MSE on the noisy span, next-token CE on supervised text.
 
         It is `forward` so that data-parallel and FSDP wrappers see the whole training step.
 
         `clean` holds latents (B, C, T, h, w) for each clean span, in layout order; `target` the
-        clean latent x1 of the noisy span. Returns the unweighted losses that were computable.
+        clean latent x1 of the noisy span; `flow_weights` (broadcast to it) weight the flow MSE,
+        divided by their mean so a uniform error e still costs e². Returns the losses that were
+        computable, before the recipe's per-loss weights.
         """
         visual = [self.visual(lat) for lat in clean]
         time_embeds = t = x0 = None
@@ -207,7 +210,12 @@ class TunaModel(nn.Module):
             pos = batch.visual_positions[-1]
             span = hidden.gather(1, pos[..., None].expand(-1, -1, hidden.shape[-1]))
             v = self.velocity(span, t, tuple(target.shape[2:]))
-            losses["flow"] = F.mse_loss(v, (target - x0).float())
+            if flow_weights is None:
+                losses["flow"] = F.mse_loss(v, (target - x0).float())
+            else:
+                err = (v - (target - x0).float()).square()
+                w = flow_weights.float().expand_as(err)
+                losses["flow"] = (err * w).mean() / w.mean()
         return losses
 
     # -- generation -----------------------------------------------------------------------------

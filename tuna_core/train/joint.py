@@ -1,7 +1,8 @@
 """Stage 2: joint training on understanding, text-to-image, text-to-video and editing.
 
 Each optimizer step sums one micro-batch per task (backward per task, so peak memory is one
-task's): 1.0 × flow MSE + 0.2 × next-token CE. Generation prompts and edit instructions are
+task's): 1.0 × flow MSE + 0.2 × next-token CE, where an edit's MSE may weight the latent positions
+the edit changes more (`edit_change_weight`). Generation prompts and edit instructions are
 dropped with probability `caption_dropout` so classifier-free guidance has an unconditional
 branch to contrast with. With probability `follow_ups` an understanding sample is a chat's later
 turn, so the model learns to answer the last question after earlier ones. The data stream, noise
@@ -76,6 +77,17 @@ def make_batch(
     return SequenceBatch.from_layouts(layouts), [latents], None
 
 
+CHANGE_THRESHOLD = 0.5  # in the source latents' std: about a sixth of a trained VAE's edit positions change more
+
+
+def edit_change_weights(source: torch.Tensor, target: torch.Tensor, change_weight: float) -> torch.Tensor:
+    """(B, 1, T, h, w) flow-loss weights for edits: 1 + `change_weight` where the target latent differs from
+    the source's, in some channel, by more than CHANGE_THRESHOLD times the source latents' std (what the edit
+    changed; smaller differences are the VAE's response to a change nearby), 1 elsewhere."""
+    changed = (target - source).abs().amax(dim=1, keepdim=True) > CHANGE_THRESHOLD * source.std()
+    return 1.0 + change_weight * changed.float()
+
+
 def task_losses(
     model: torch.nn.Module,
     task: str,
@@ -87,13 +99,18 @@ def task_losses(
     config: ModelConfig,
     device: torch.device,
     follow_ups: float = 0.0,
+    edit_change_weight: float = 0.0,
 ) -> dict[str, torch.Tensor]:
-    """One micro-batch's unweighted losses; its samples, texts, noise and t are all drawn from `rng`,
-    so training (and the held-out losses of tuna_core.eval.heldout) replay exactly."""
+    """One micro-batch's losses, before the recipe's per-loss weights; its samples, texts, noise and t
+    are all drawn from `rng`, so training (and the held-out losses of tuna_core.eval.heldout, which
+    keep the plain MSE) replay exactly."""
     batch, clean, target = make_batch(task, size, cache, tok, rng, dropout, config, follow_ups)
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    weights = None
+    if task == "edit" and edit_change_weight:
+        weights = edit_change_weights(clean[0], target, edit_change_weight).to(device)
     target = None if target is None else target.to(device)
-    return model(batch.to(device), [c.to(device) for c in clean], target, gen)
+    return model(batch.to(device), [c.to(device) for c in clean], target, gen, flow_weights=weights)
 
 
 class EMA:
@@ -180,7 +197,17 @@ def train_joint(
         for k, (task, size) in enumerate(batches.items()):
             rng = step_rng(cfg.seed, step * len(batches) + k, accelerator.process_index)
             losses = task_losses(
-                model, task, size, cache, tok, rng, cfg.caption_dropout, config, accelerator.device, cfg.follow_ups
+                model,
+                task,
+                size,
+                cache,
+                tok,
+                rng,
+                cfg.caption_dropout,
+                config,
+                accelerator.device,
+                cfg.follow_ups,
+                cfg.edit_change_weight,
             )
             loss = cfg.flow_weight * losses.get("flow", 0.0) + cfg.text_weight * losses.get("text", 0.0)
             accelerator.backward(loss)
