@@ -24,7 +24,7 @@ from tuna_core.media import to_frames, to_pixels
 from tuna_core.model import SequenceBatch, TunaModel
 from tuna_core.model.visual import LatentVAE
 from tuna_core.tokenizer import TunaTokenizer
-from tuna_core.train.cache import build_cache, edit_of, render_cached
+from tuna_core.train.cache import LatentCache, build_cache, edit_of, render_cached
 from tuna_core.train.common import get_lr
 from tuna_core.train.joint import CHANGE_THRESHOLD, EMA, edit_change_weights, make_batch, task_losses, train_joint
 from tuna_core.train.vae import held_out_errors, keyframe_video_path, object_mask, object_weighted_l1, read_exactly
@@ -111,9 +111,14 @@ def test_edit_change_weights_mark_only_what_the_edit_changed():
     assert (w[1] == 1.0).all()
 
 
-def test_weighting_an_edit_batch_by_change_reweights_the_same_draws(tiny_pipeline):
+@pytest.fixture(scope="module")
+def data(tiny_pipeline) -> LatentCache:
+    """A small latent set encoded once by the tiny pipeline's VAE, for the tests that build batches from it."""
+    return held_out_set(tiny_pipeline.model, seed=3, images=4, videos=2)
+
+
+def test_weighting_an_edit_batch_by_change_reweights_the_same_draws(tiny_pipeline, data):
     model, tok = tiny_pipeline.model, tiny_pipeline.tokenizer
-    data = held_out_set(model, seed=3, images=4, videos=2)
 
     def edit_loss(weight: float) -> float:
         rng = np.random.default_rng(0)
@@ -130,9 +135,8 @@ def test_weighting_an_edit_batch_by_change_reweights_the_same_draws(tiny_pipelin
     assert edit_loss(0.0) == plain  # the same draws again: only the weights differed
 
 
-def test_uniform_flow_weights_give_the_plain_mse(tiny_pipeline):
+def test_uniform_flow_weights_give_the_plain_mse(tiny_pipeline, data):
     model, tok = tiny_pipeline.model, tiny_pipeline.tokenizer
-    data = held_out_set(model, seed=3, images=4, videos=2)
     rng = np.random.default_rng(1)
     batch, clean, target = make_batch("t2i", 4, data, tok, rng, 0.0, model.config)
     with torch.no_grad():
@@ -141,9 +145,8 @@ def test_uniform_flow_weights_give_the_plain_mse(tiny_pipeline):
     assert uniform["flow"].item() == pytest.approx(plain.item(), rel=1e-5)
 
 
-def test_a_follow_up_batch_supervises_every_answer_of_every_chat(tiny_pipeline):
+def test_a_follow_up_batch_supervises_every_answer_of_every_chat(tiny_pipeline, data):
     model, tok = tiny_pipeline.model, tiny_pipeline.tokenizer
-    data = held_out_set(model, seed=3, images=4, videos=2)
     for task, size in (("qa", 4), ("video_qa", 2)):
         for follow_ups, answers in ((0.0, {1}), (1.0, {2, 3})):
             rng = np.random.default_rng(0)
