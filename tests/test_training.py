@@ -23,6 +23,7 @@ from tuna_core.layout import generation_layout
 from tuna_core.media import to_frames, to_pixels
 from tuna_core.model import SequenceBatch, TunaModel
 from tuna_core.model.visual import LatentVAE
+from tuna_core.sampler import sample_train_time
 from tuna_core.tokenizer import TunaTokenizer
 from tuna_core.train.cache import LatentCache, build_cache, edit_of, render_cached
 from tuna_core.train.common import get_lr
@@ -99,6 +100,14 @@ def test_edit_change_weight_flag_reaches_the_recipe_and_must_not_be_negative(tmp
         TrainConfig(edit_change_weight=-1.0)
 
 
+def test_time_shift_flag_reaches_the_recipe_and_must_be_positive(tmp_path):
+    argv = ["train", "--out", str(tmp_path), "--time-shift", "3"]
+    assert train_configs(build_parser().parse_args(argv))[1].time_shift == 3.0
+    assert TrainConfig().time_shift is None  # the shipped model's runs drew t at the model's shift
+    with pytest.raises(ValueError, match=r"> 0 \(1: no shift\).*got 0"):
+        TrainConfig(time_shift=0.0)
+
+
 def test_edit_change_weights_mark_only_what_the_edit_changed():
     source = torch.randn(2, 4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     target = source.clone()
@@ -143,6 +152,29 @@ def test_uniform_flow_weights_give_the_plain_mse(tiny_pipeline, data):
         plain = model(batch, clean, target, torch.Generator().manual_seed(5))["flow"]
         uniform = model(batch, clean, target, torch.Generator().manual_seed(5), flow_weights=torch.full((1,), 7.0))
     assert uniform["flow"].item() == pytest.approx(plain.item(), rel=1e-5)
+
+
+def test_a_training_time_shift_replaces_the_models_for_images_and_videos(tiny_pipeline, data, monkeypatch):
+    model, tok = tiny_pipeline.model, tiny_pipeline.tokenizer
+    drawn: list[float] = []
+
+    def spy(batch: int, shift: float, generator: torch.Generator | None = None) -> torch.Tensor:
+        drawn.append(shift)
+        return sample_train_time(batch, shift, generator)
+
+    monkeypatch.setattr("tuna_core.model.tuna.sample_train_time", spy)
+    for task in ("t2i", "t2v"):
+        _, _, target = make_batch(task, 2, data, tok, np.random.default_rng(0), 0.0, model.config)
+        losses = {}
+        for shift in (None, 3.0):
+            with torch.no_grad():
+                rng = np.random.default_rng(0)
+                losses[shift] = task_losses(
+                    model, task, 2, data, tok, rng, 0.0, model.config, model.device, 0.0, 0.0, shift
+                )
+        assert drawn[-2:] == [model.shift_for(target.shape[2:]), 3.0]
+        assert losses[3.0]["flow"].item() != pytest.approx(losses[None]["flow"].item(), rel=1e-4)  # other t, same draws
+    assert drawn[0] != drawn[2]  # the model's own shift grows with a video's token count; the override does not
 
 
 def test_a_follow_up_batch_supervises_every_answer_of_every_chat(tiny_pipeline, data):

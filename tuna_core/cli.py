@@ -231,6 +231,7 @@ def train_configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
             ("mixed_precision", args.mixed_precision),
             ("follow_ups", args.follow_ups),
             ("edit_change_weight", args.edit_change_weight),
+            ("time_shift", args.time_shift),
         )
         if v is not None
     }
@@ -402,6 +403,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="W",
         help="latent positions an edit changes count 1 + W times in its flow loss "
         f"(default {TrainConfig.edit_change_weight}: plain MSE)",
+    )
+    p.add_argument(
+        "--time-shift",
+        type=_number_in(Limits.min_time_shift, Limits.max_time_shift),
+        default=None,
+        help="flow time shift of the training draws (default: the model's for each span's size)",
     )
     p.add_argument(
         "--batch",

@@ -432,6 +432,10 @@ class TrainConfig:
     # Latent positions an edit changes (source and target differ there) count 1 + w times in its flow loss:
     # the unchanged rest of the picture carries about 63 % of the plain loss (docs/TRAINING.md, session 31).
     edit_change_weight: float = 0.0
+    # Flow time shift of the training draws for every generated span; None: the model's for the span's size (1 for
+    # tiny images). The tiny sampler draws at 3, so 9 of its 20 steps fall below t = 0.2, where a shift of 1 puts
+    # 8 % of the training draws and a shift of 3 about 39 % (docs/TRAINING.md, sessions 32–33).
+    time_shift: float | None = None
     batch: dict[str, int] = field(
         default_factory=lambda: {"t2i": 24, "caption": 8, "qa": 24, "edit": 16, "t2v": 8, "video_qa": 8}
     )
@@ -446,6 +450,8 @@ class TrainConfig:
             raise ValueError(
                 f"edit_change_weight is an extra weight, ≥ 0 (0: plain MSE); got {self.edit_change_weight}"
             )
+        if self.time_shift is not None and self.time_shift <= 0:
+            raise ValueError(f"time_shift must be > 0 (1: no shift), or None for the model's; got {self.time_shift}")
         if self.mixed_precision not in ("auto", "no", "bf16"):
             raise ValueError(f"mixed_precision must be 'auto', 'no' or 'bf16', got {self.mixed_precision!r}")
         known = set(TrainConfig.tasks)

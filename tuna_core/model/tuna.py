@@ -177,6 +177,7 @@ class TunaModel(nn.Module):
         target: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         flow_weights: torch.Tensor | None = None,
+        time_shift: float | None = None,
     ) -> dict[str, torch.Tensor]:
         """Training forward: flow-matching MSE on the noisy span, next-token CE on supervised text.
 
@@ -184,14 +185,16 @@ class TunaModel(nn.Module):
 
         `clean` holds latents (B, C, T, h, w) for each clean span, in layout order; `target` the
         clean latent x1 of the noisy span; `flow_weights` (broadcast to it) weight the flow MSE,
-        divided by their mean so a uniform error e still costs e². Returns the losses that were
-        computable, before the recipe's per-loss weights.
+        divided by their mean so a uniform error e still costs e²; `time_shift` warps the draw of t
+        (None: the model's shift for the target's size). Returns the losses that were computable,
+        before the recipe's per-loss weights.
         """
         visual = [self.visual(lat) for lat in clean]
         time_embeds = t = x0 = None
         if target is not None:
             b = target.shape[0]
-            t = sample_train_time(b, self.shift_for(target.shape[2:]), generator).to(target.device)
+            shift = self.shift_for(target.shape[2:]) if time_shift is None else time_shift
+            t = sample_train_time(b, shift, generator).to(target.device)
             x0 = torch.randn(target.shape, generator=generator).to(target.device)
             tt = t.view(b, 1, 1, 1, 1).to(target.dtype)
             visual.append(self.generation_visual(tt * target + (1 - tt) * x0))  # noisy x_t, same encoder in TUNA

@@ -100,6 +100,7 @@ def task_losses(
     device: torch.device,
     follow_ups: float = 0.0,
     edit_change_weight: float = 0.0,
+    time_shift: float | None = None,
 ) -> dict[str, torch.Tensor]:
     """One micro-batch's losses, before the recipe's per-loss weights; its samples, texts, noise and t
     are all drawn from `rng`, so training (and the held-out losses of tuna_core.eval.heldout, which
@@ -110,7 +111,8 @@ def task_losses(
     if task == "edit" and edit_change_weight:
         weights = edit_change_weights(clean[0], target, edit_change_weight).to(device)
     target = None if target is None else target.to(device)
-    return model(batch.to(device), [c.to(device) for c in clean], target, gen, flow_weights=weights)
+    clean = [c.to(device) for c in clean]
+    return model(batch.to(device), clean, target, gen, flow_weights=weights, time_shift=time_shift)
 
 
 class EMA:
@@ -208,6 +210,7 @@ def train_joint(
                 accelerator.device,
                 cfg.follow_ups,
                 cfg.edit_change_weight,
+                cfg.time_shift,
             )
             loss = cfg.flow_weight * losses.get("flow", 0.0) + cfg.text_weight * losses.get("text", 0.0)
             accelerator.backward(loss)
