@@ -11,7 +11,8 @@
 # times the CPU recipe's), LR (default 2e-4), STAGE1 (a folder with the VAE, and the cache if it is there),
 # INIT (the checkpoint to continue, default assets/tuna-tiny), RUN (the output folder, default /tmp/run),
 # STEPS (skip the timing run and train this many steps, cut off after TRAIN_S + 120 s at the latest
-# checkpoint), FLAGS (more `train` flags, e.g. "--time-shift 3 --edit-change-weight 3"). A second call on the still-warm machine finds STAGE1's cache and the first run there:
+# checkpoint), FLAGS (more `train` flags, e.g. "--time-shift 3", as the shipped weights' last run).
+# A second call on the still-warm machine finds STAGE1's cache and the first run there:
 #     INIT=/tmp/run/latest RUN=/tmp/run2 STEPS=1200 TRAIN_S=280 bash scripts/gpu_train.sh …
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl ||
     exit 1

@@ -103,7 +103,7 @@ def test_edit_change_weight_flag_reaches_the_recipe_and_must_not_be_negative(tmp
 def test_time_shift_flag_reaches_the_recipe_and_must_be_positive(tmp_path):
     argv = ["train", "--out", str(tmp_path), "--time-shift", "3"]
     assert train_configs(build_parser().parse_args(argv))[1].time_shift == 3.0
-    assert TrainConfig().time_shift is None  # the shipped model's runs drew t at the model's shift
+    assert TrainConfig().time_shift is None  # the model's own shift: earlier commands keep their meaning
     with pytest.raises(ValueError, match=r"> 0 \(1: no shift\).*got 0"):
         TrainConfig(time_shift=0.0)
 
