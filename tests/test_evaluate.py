@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from tuna_core.config import ModelConfig, SamplerConfig
-from tuna_core.data.tasks import answer_question, apply_edit
+from tuna_core.data.tasks import answer_question, apply_edit, edit_kind
 from tuna_core.data.world import Scene, ShapeObject, parse_prompt, render_image, render_video, sample_scene
 from tuna_core.eval.detector import detect_scene, detect_video
 from tuna_core.eval.evaluate import METRICS, evaluate, format_table, video_matches
@@ -72,6 +72,26 @@ def test_an_oracle_scores_one_on_every_metric(tmp_path):
         assert report["metrics"][metric]["objects_placed"] == report["metrics"][metric]["objects_exact"] == 1.0
     assert report["metrics"]["image_qa"]["objects_placed"] is None  # answers name no objects to draw
     assert (tmp_path / "sheet.png").stat().st_size > 0
+
+
+class RecolorBlindPipeline(OraclePipeline):
+    """Applies every edit but a recolour, which it returns unchanged."""
+
+    def edit(self, image: np.ndarray, instruction: str, seed: int = 0) -> Output:
+        if edit_kind(instruction) == "recolor":
+            return Output(images=[Image.fromarray(np.asarray(image))])
+        return super().edit(image, instruction, seed)
+
+
+def test_edits_are_also_counted_by_kind():
+    report = evaluate(RecolorBlindPipeline(), n=40, seed=4, metrics=("edit",))
+    by_kind = report["metrics"]["edit"]["by_kind"]
+    assert set(by_kind) == {"add", "move", "recolor", "remove"}
+    assert sum(c["n"] for c in by_kind.values()) == 40
+    assert by_kind["recolor"]["right"] == 0 < by_kind["recolor"]["n"]
+    assert all(c["right"] == c["n"] for k, c in by_kind.items() if k != "recolor")
+    assert round(report["metrics"]["edit"]["accuracy"] * 40) == 40 - by_kind["recolor"]["n"]
+    assert f"edit right by kind: add {by_kind['add']['n']}/{by_kind['add']['n']}, " in format_table(report)
 
 
 def test_a_blank_model_scores_low_and_its_failures_are_listed():

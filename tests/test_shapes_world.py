@@ -15,6 +15,7 @@ from tuna_core.data.tasks import (
     apply_edit,
     ask,
     chat_turns,
+    edit_kind,
     make_example,
     sample_edit,
     sample_question,
@@ -415,6 +416,24 @@ def test_move_edit_keeps_size_and_colour() -> None:
     edited = apply_edit(BASE, "move the red circle to the bottom right")
     assert edited.find("red", "circle") == obj("circle", "red", "large", BR)
     assert edited.find("blue", "square") == BASE.find("blue", "square")
+
+
+@pytest.mark.parametrize(
+    ("instruction", "kind"),
+    [
+        ("make the red circle green", "recolor"),
+        ("Remove the blue square.", "remove"),
+        ("add a small yellow triangle in the center", "add"),
+        ("move the red circle to the bottom right", "move"),
+    ],
+)
+def test_edit_kind_names_the_spec_edit(instruction: str, kind: str) -> None:
+    assert edit_kind(instruction) == kind
+
+
+def test_edit_kind_rejects_text_that_is_no_spec_edit() -> None:
+    with pytest.raises(ValueError, match="cannot parse edit 'paint the red circle green'"):
+        edit_kind("paint the red circle green")
 
 
 @pytest.mark.parametrize(

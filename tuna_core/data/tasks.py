@@ -108,6 +108,25 @@ def _position_phrase(template: str, center_template: str, cell: int, rng: np.ran
 
 
 # -- edits ------------------------------------------------------------------------------------
+def _parse_edit(instruction: str) -> tuple[str, re.Match[str]]:
+    text = _normalise(instruction).removesuffix(".")
+    for op, pattern in _EDIT_RES.items():
+        if match := pattern.fullmatch(text):
+            return op, match
+    raise ValueError(
+        f"cannot parse edit {instruction!r}; use e.g. {RECOLOR!r}, {REMOVE!r}, {ADD!r} or {MOVE!r} with world words"
+    )
+
+
+def edit_kind(instruction: str) -> str:
+    """Which of the four spec edits `instruction` asks for: recolor, remove, add or move.
+
+    The eval scores edits per kind with it, since the kinds fail in different ways. Raises
+    ValueError naming the text when it is not a spec edit.
+    """
+    return _parse_edit(instruction)[0]
+
+
 def apply_edit(scene: Scene, instruction: str) -> Scene:
     """The scene an edit instruction asks for; untouched objects keep size and jitter.
 
@@ -117,12 +136,7 @@ def apply_edit(scene: Scene, instruction: str) -> Scene:
     """
     if scene.is_video:
         raise ValueError("edits apply to still images; this scene has moving objects")
-    text = _normalise(instruction).removesuffix(".")
-    op, match = next(((op, m) for op, pattern in _EDIT_RES.items() if (m := pattern.fullmatch(text))), ("", None))
-    if match is None:
-        raise ValueError(
-            f"cannot parse edit {instruction!r}; use e.g. {RECOLOR!r}, {REMOVE!r}, {ADD!r} or {MOVE!r} with world words"
-        )
+    op, match = _parse_edit(instruction)
     occupied = {o.cell for o in scene.objects}
     if op == "add":
         size, color, shape, position = match.groups()

@@ -6,7 +6,8 @@ exact match with the oracle, pictures by the pixel detector (tuna_core.eval.dete
 
 - t2i: GenEval-style strict — every named object with the right shape, colour, cell and (when
   the prompt gives it) size, the background when given, and no extra object.
-- edit: the result is exactly the expected scene (caption of detected == caption of target).
+- edit: the result is exactly the expected scene (caption of detected == caption of target),
+  also counted per kind of edit (recolor, remove, add, move), since each kind fails its own way.
 - video direction (t2v): every named object found, moving the named way (or still).
 - image QA, caption, video QA: exact string match.
 
@@ -27,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tuna_core.config import SamplerConfig
-from tuna_core.data.tasks import ask, sample_edit
+from tuna_core.data.tasks import ask, edit_kind, sample_edit
 from tuna_core.data.world import (
     PromptSpec,
     Scene,
@@ -57,6 +58,7 @@ class Trial:
     correct: bool
     image: np.ndarray | None = None
     hits: tuple[int, int, int] = (0, 0, 0)  # objects named, placed, exact (pictures only)
+    kind: str | None = None  # edits: recolor, remove, add or move
 
 
 def _hits(spec: PromptSpec, got: Scene) -> tuple[int, int, int]:
@@ -99,7 +101,8 @@ def trial(pipe: TunaPipeline, metric: str, seed: int, i: int) -> Trial:
         image = np.asarray(pipe.edit(render_image(scene, size), instruction, seed=i).images[0])
         detected, want = detect_scene(image), caption(target)
         got, hits = describe(detected), _hits(parse_prompt(want), detected)
-        return Trial(metric, f"{caption(scene)} | {instruction}", want, got, got == want, image, hits)
+        query = f"{caption(scene)} | {instruction}"
+        return Trial(metric, query, want, got, got == want, image, hits, edit_kind(instruction))
     scene = sample_scene(rng, video=True)
     if metric == "video_qa":
         question, answer = ask("video_qa", scene, rng)
@@ -150,6 +153,11 @@ def evaluate(
             "objects_exact": exact / named if named else None,
             "failures": [vars(t) | {"image": None} for t in trials if not t.correct][:5],
         }
+        if kinds := sorted({t.kind for t in trials if t.kind}):
+            report["metrics"][metric]["by_kind"] = {
+                k: {"right": sum(t.correct for t in trials if t.kind == k), "n": sum(t.kind == k for t in trials)}
+                for k in kinds
+            }
     if contact_sheet is not None and shown:
         save_contact_sheet(shown, contact_sheet)
     return report
@@ -170,6 +178,10 @@ def format_table(report: dict[str, Any]) -> str:
         target = cell(row["target"], "≥ {:.2f}")
         placed, exact = (cell(row[k], "{:.3f}") for k in ("objects_placed", "objects_exact"))
         lines.append(f"| {metric} | {row['accuracy']:.3f} | {target} | {placed} | {exact} |")
+    for metric, row in report["metrics"].items():
+        if "by_kind" in row:
+            kinds = ", ".join(f"{k} {c['right']}/{c['n']}" for k, c in row["by_kind"].items())
+            lines += ["", f"{metric} right by kind: {kinds}"]
     return "\n".join(lines)
 
 
