@@ -182,6 +182,12 @@ def _new_chat_outputs() -> tuple[list[Any], dict[str, list[Any]], list[Result]]:
     return [], _new_chat(), []
 
 
+def _plan(results: list[Result]) -> str:
+    """What a thinking edit said the result would show, shown beside it (empty for an edit drawn directly)."""
+    thought = results[0].settings.get("thought") if results else None
+    return f"**The model's plan:** {thought}" if thought else ""
+
+
 def _describe(results: list[Result], index: int) -> str:
     """One line naming the result a rating will be attached to."""
     if not results:
@@ -544,13 +550,19 @@ def build_demo(
                         )
                         edit_candidates = candidates_slider(
                             defaults.edit_candidates,
-                            "draw again while the model describes the result as it describes the source, "
-                            "up to this many draws",
+                            "thinking: draw this many, keep the one the model describes closest to its plan; "
+                            "otherwise: draw again while the result reads as the source, up to this many draws",
+                        )
+                        think = gr.Checkbox(
+                            defaults.edit_think,
+                            label="Think first: the model says what the result shows, then draws that",
                         )
                     edit_button = gr.Button("Edit", variant="primary")
                     edit_examples = _examples(EDIT_EXAMPLES, {"image": source, "instruction": instruction})
                 with gr.Column(scale=3):
+                    edit_plan = gr.Markdown(elem_id="edit-plan")
                     edit_results = gr.State([])
+                    edit_results.change(_plan, edit_results, edit_plan, api_visibility="private")
                     _rating_panel(store, edit_results, annotator, "rate_edit")
 
         @spaces.GPU
@@ -562,19 +574,19 @@ def build_demo(
             guidance: float | None = None,
             image_guidance: float | None = None,
             candidates: int | None = None,
+            think: bool | None = None,
             progress: gr.Progress = gr.Progress(),
         ) -> tuple[str, list[Result]]:
             """Edit an image by an instruction; returns the edited PNG (the source is saved beside it).
 
-            Warns (a toast; a log update for API clients) when every draw still reads as the unchanged source."""
+            Warns (a toast; a log update for API clients) when the result still reads as the unchanged source."""
             with _as_gradio_error():
                 path = _upload_path(image)
                 if path is None:
                     raise ValueError("upload an image to edit")
                 original = load_image(path, limits)
-                result = pipeline.edit(
-                    original, instruction, seed, steps, guidance, image_guidance, candidates, _denoising(progress)
-                )
+                settings = (seed, steps, guidance, image_guidance, candidates, _denoising(progress), think)
+                result = pipeline.edit(original, instruction, *settings)
             saved = store.save_image(result.images[0], result.settings, source=original)
             for warning in result.warnings:
                 gr.Warning(warning)
@@ -582,7 +594,16 @@ def build_demo(
 
         edit_io = {
             "fn": edit,
-            "inputs": [source, instruction, edit_seed, edit_steps, edit_guidance, image_guidance, edit_candidates],
+            "inputs": [
+                source,
+                instruction,
+                edit_seed,
+                edit_steps,
+                edit_guidance,
+                image_guidance,
+                edit_candidates,
+                think,
+            ],
             "outputs": [edited, edit_results],
         }
         _run_from(edit_io, edit_button, instruction, edit_examples, api_name="edit")

@@ -82,7 +82,7 @@ API = {
     "/chat": ["message", "image", "video"],
     "/text_to_image": ["prompt", "negative_prompt", "seed", "steps", "guidance", "width", "height", "candidates"],
     "/text_to_video": ["prompt", "seed", "steps", "guidance", "num_frames", "fps", "candidates"],
-    "/edit": ["image", "instruction", "seed", "steps", "guidance", "image_guidance", "candidates"],
+    "/edit": ["image", "instruction", "seed", "steps", "guidance", "image_guidance", "candidates", "think"],
 }
 REQUIRED = {
     "/chat": ["message"],
@@ -112,6 +112,7 @@ def test_setting_defaults_come_from_the_pipeline(client: Client, tiny_pipeline: 
     assert (video["num_frames"], video["fps"]) == (config.video_frames, config.video_fps)
     candidates = (image["candidates"], video["candidates"], edit["candidates"])
     assert candidates == (sampler.image_candidates, sampler.video_candidates, sampler.edit_candidates)
+    assert edit["think"] is sampler.edit_think
 
 
 # -- each endpoint -----------------------------------------------------------------------------------
@@ -175,15 +176,33 @@ def test_text_to_video_returns_an_mp4_with_the_requested_frames(client: Client) 
 
 def test_edit_returns_the_edited_png(client: Client) -> None:
     path = client.predict(
-        handle_file(SCENE_IMAGE), "make the red circle blue", seed=5, steps=STEPS, image_guidance=2.0, api_name="/edit"
+        handle_file(SCENE_IMAGE),
+        "make the red circle blue",
+        seed=5,
+        steps=STEPS,
+        image_guidance=2.0,
+        think=False,
+        api_name="/edit",
     )
     settings = png_settings(path)
     assert (settings["task"], settings["instruction"], settings["seed"]) == ("edit", "make the red circle blue", 5)
     assert settings["image_guidance"] == 2.0
 
 
+def test_a_thinking_edit_saves_the_models_plan_with_its_settings(client: Client, tiny_pipeline: TunaPipeline) -> None:
+    path = client.predict(
+        handle_file(SCENE_IMAGE), "make the red circle blue", steps=STEPS, think=True, api_name="/edit"
+    )
+    expected = tiny_pipeline.edit(load_image(SCENE_IMAGE), "make the red circle blue", steps=STEPS, think=True)
+    settings = png_settings(path)
+    assert settings["think"] is True and settings["thought"] == expected.settings["thought"]
+    assert np.array_equal(np.asarray(Image.open(path).convert("RGB")), np.asarray(expected.images[0]))
+
+
 def test_an_edit_whose_every_draw_reads_as_the_source_shows_a_warning(client: Client, edits_change_nothing) -> None:
-    job = client.submit(handle_file(SCENE_IMAGE), "make the red circle blue", steps=1, candidates=2, api_name="/edit")
+    job = client.submit(
+        handle_file(SCENE_IMAGE), "make the red circle blue", steps=1, candidates=2, think=False, api_name="/edit"
+    )
     assert png_settings(job.result())["candidates"] == 2  # the result is still shown and saved
     logs = _logs(job)
     assert [level for _, level in logs] == ["warning"] and "all 2 draws" in logs[0][0]

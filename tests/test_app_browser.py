@@ -166,11 +166,13 @@ def test_every_tab_runs_in_the_browser_and_results_can_be_rated(
     rate("t2v", 2, "video plays")
     snap("05-text-to-video")
 
-    # Edit: an example (image + instruction) runs in one click; the result appears beside the source.
+    # Edit: an example (image + instruction) runs in one click; the result appears beside the source, and
+    # the bundled model's plan (it thinks first) beside it.
     page.get_by_role("tab", name="Edit").click()
     edit = page.locator("#tab-edit")
     edit.get_by_text("make the red circle blue").first.click()
     page.locator("#edit-result img").wait_for()
+    expect(page.locator("#edit-plan")).to_contain_text("The model's plan: a ")
     rate("edit", 3, "edit shown beside its source")
     snap("06-edit")
 

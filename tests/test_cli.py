@@ -88,26 +88,16 @@ def test_generate_video_writes_h264(tiny_checkpoint, tmp_path):
 
 def test_edit_and_ask(tiny_checkpoint, inputs, tmp_path):
     out = tmp_path / "edited.png"
-    run = tuna(
-        "edit",
-        "--model",
-        tiny_checkpoint,
-        "--image",
-        inputs / "scene.png",
-        "--instruction",
-        "remove the red circle",
-        "--seed",
-        "1",
-        "--steps",
-        "2",
-        "--image-guidance",
-        "2.5",
-        "--out",
-        out,
-    )
+    edit = ["edit", "--model", tiny_checkpoint, "--image", inputs / "scene.png", "--instruction"]
+    edit.append("remove the red circle")
+    run = tuna(*edit, "--seed", "1", "--steps", "2", "--image-guidance", "2.5", "--no-think", "--out", out)
     assert run.returncode == 0, run.stderr
     settings = png_settings(out)
     assert (settings["instruction"], settings["image_guidance"]) == ("remove the red circle", 2.5)
+    assert settings["think"] is False
+    thinking = tuna(*edit, "--seed", "0", "--steps", "2", "--think", "--out", out)
+    assert thinking.returncode == 0, thinking.stderr
+    assert f"thought: {png_settings(out)['thought']}" in thinking.stderr.splitlines()
     for flag, path in (("--image", "scene.png"), ("--video", "clip.mp4")):
         run = tuna("ask", "--model", tiny_checkpoint, flag, inputs / path, "--question", "How many shapes are there?")
         assert run.returncode == 0, run.stderr
@@ -121,12 +111,14 @@ def test_edit_and_batch_warn_when_every_draw_reads_as_its_source(
 
     out = tmp_path / "unchanged.png"
     args = ["--model", tiny_checkpoint, "--image", inputs / "scene.png", "--seed", 0, "--steps", 1, "--candidates", 2]
-    assert main(["edit", *map(str, args), "--instruction", "remove the red circle", "--out", str(out)]) == 0
+    edit = ["edit", *map(str, args), "--no-think", "--instruction", "remove the red circle", "--out", str(out)]
+    assert main(edit) == 0
     printed = capsys.readouterr()
     assert printed.out.strip() == str(out) and png_settings(out)["candidates"] == 2  # the result is still saved
     assert printed.err.count("warning: ") == 1 and "all 2 draws" in printed.err
     batch = tmp_path / "batch.jsonl"
-    batch.write_text(json.dumps({"id": "e", "task": "edit", "instruction": "remove it", "image": str(args[3])}))
+    line = {"id": "e", "task": "edit", "instruction": "remove it", "image": str(args[3]), "think": False}
+    batch.write_text(json.dumps(line))
     assert main(["run-batch", "--model", str(tiny_checkpoint), str(batch), str(tmp_path / "out")]) == 0
     (result,) = map(json.loads, (tmp_path / "out" / "results.jsonl").read_text().splitlines())
     assert "output" in result and len(result["warnings"]) == 1 and "draws" in result["warnings"][0]
@@ -180,9 +172,10 @@ def test_eval_takes_sampler_overrides_and_records_them(tiny_checkpoint, tmp_path
     report_path = tmp_path / "r.json"
     args = ["eval", "--model", tiny_checkpoint, "--n", "1", "--metrics", "edit", "--json", report_path]
     overrides = ("--guidance", "3", "--image-guidance", "2.5", "--steps", "2", "--time-shift", "3", "--candidates", "1")
-    done = tuna(*args, *overrides)
+    done = tuna(*args, *overrides, "--no-think")
     assert done.returncode == 0, done.stderr
     sampler = json.loads(report_path.read_text())["sampler"]
+    assert sampler["edit_think"] is False
     chosen = (sampler["guidance"], sampler["image_guidance"], sampler["steps"], sampler["time_shift"])
     assert chosen == (3.0, 2.5, 2, 3.0)
     assert (sampler["image_candidates"], sampler["video_candidates"], sampler["edit_candidates"]) == (1, 1, 1)

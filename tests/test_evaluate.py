@@ -1,13 +1,21 @@
 """The evaluation judges: an oracle pipeline must score 1.0 everywhere, a wrong one must not."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from PIL import Image
 
 from tuna_core.config import ModelConfig, SamplerConfig
 from tuna_core.data.tasks import answer_question, apply_edit, edit_kind
-from tuna_core.data.world import Scene, ShapeObject, parse_prompt, render_image, render_video, sample_scene
+from tuna_core.data.world import (
+    Scene,
+    ShapeObject,
+    caption,
+    parse_prompt,
+    render_image,
+    render_video,
+    sample_scene,
+)
 from tuna_core.eval.detector import detect_scene, detect_video
 from tuna_core.eval.evaluate import METRICS, evaluate, format_table, video_matches
 
@@ -16,6 +24,7 @@ from tuna_core.eval.evaluate import METRICS, evaluate, format_table, video_match
 class Output:
     images: list | None = None
     frames: np.ndarray | None = None
+    settings: dict = field(default_factory=dict)
 
 
 def scene_of(prompt: str) -> Scene:
@@ -92,6 +101,23 @@ def test_edits_are_also_counted_by_kind():
     assert all(c["right"] == c["n"] for k, c in by_kind.items() if k != "recolor")
     assert round(report["metrics"]["edit"]["accuracy"] * 40) == 40 - by_kind["recolor"]["n"]
     assert f"edit right by kind: add {by_kind['add']['n']}/{by_kind['add']['n']}, " in format_table(report)
+
+
+class WrongRecolourPlans(OraclePipeline):
+    """Thinks first: plans every edit right but a recolour (it plans the source), and draws the right result."""
+
+    def edit(self, image: np.ndarray, instruction: str, seed: int = 0) -> Output:
+        source = detect_scene(np.asarray(image))
+        plan = source if edit_kind(instruction) == "recolor" else apply_edit(source, instruction)
+        return Output(super().edit(image, instruction, seed).images, settings={"thought": caption(plan)})
+
+
+def test_a_thinking_edits_plan_is_scored_apart_from_its_drawing():
+    report = evaluate(WrongRecolourPlans(), n=40, seed=4, metrics=("edit",))
+    plans, recolours = report["metrics"]["edit"]["plans"], report["metrics"]["edit"]["by_kind"]["recolor"]["n"]
+    assert plans == {"n": 40, "right": 40 - recolours, "drawn_right": 40 - recolours}
+    assert f"edit plans right: {40 - recolours}/40, and drawn right from a right plan" in format_table(report)
+    assert "plans" not in evaluate(OraclePipeline(), n=4, seed=4, metrics=("edit",))["metrics"]["edit"]
 
 
 def test_a_blank_model_scores_low_and_its_failures_are_listed():

@@ -9,10 +9,10 @@ import torch
 from PIL import Image
 
 import tuna_core.pipeline
-from tuna_core.data.tasks import DESCRIBE_IMAGE, DESCRIBE_VIDEO
+from tuna_core.data.tasks import DESCRIBE_IMAGE, DESCRIBE_VIDEO, edit_caption_question
 from tuna_core.data.world import render_image, render_video, sample_scene
 from tuna_core.layout import understanding_layout
-from tuna_core.pipeline import unchanged_warning
+from tuna_core.pipeline import unchanged_thought_warning, unchanged_warning
 
 PROMPT = "a large red circle at the top left on a black background"
 
@@ -144,7 +144,9 @@ def test_edit_returns_an_image_of_the_model_size(tiny_pipeline, scene_image):
 
 def test_image_guidance_adds_a_branch_that_changes_the_edit(tiny_pipeline, scene_image):
     def edit(image_guidance: float):
-        return tiny_pipeline.edit(scene_image, "make it blue", seed=0, steps=2, image_guidance=image_guidance)
+        return tiny_pipeline.edit(
+            scene_image, "make it blue", seed=0, steps=2, image_guidance=image_guidance, think=False
+        )
 
     plain, pushed = edit(1.0), edit(4.0)
     assert plain.settings["image_guidance"] == 1.0 and pushed.settings["image_guidance"] == 4.0
@@ -170,6 +172,12 @@ def _unchanged_as(pipe, monkeypatch, verdicts: list[bool]) -> list[tuple]:
     return asked
 
 
+def _direct_edit(pipe, image: np.ndarray, steps: int, candidates: int, done: list[int]):
+    """An edit drawn from source and instruction (no thinking); `done` records each denoising step it reports."""
+    progress = lambda i, n: done.append(i)  # noqa: E731 -- a one-line callback
+    return pipe.edit(image, "make it blue", seed=0, steps=steps, candidates=candidates, progress=progress, think=False)
+
+
 def test_an_edit_that_changes_nothing_is_drawn_again(fresh_tiny_pipeline, monkeypatch, scene_image):
     pipe = fresh_tiny_pipeline
     pipe.defaults = dataclasses.replace(pipe.defaults, edit_early_check=0.0)  # each draw is checked at its end only
@@ -177,9 +185,7 @@ def test_an_edit_that_changes_nothing_is_drawn_again(fresh_tiny_pipeline, monkey
 
     def edit(candidates: int, verdicts: list[bool]) -> tuple[np.ndarray, int, int]:
         asked, steps = _unchanged_as(pipe, monkeypatch, verdicts), []
-        result = pipe.edit(
-            scene_image, "make it blue", seed=0, steps=2, candidates=candidates, progress=lambda i, n: steps.append(i)
-        )
+        result = _direct_edit(pipe, scene_image, 2, candidates, steps)
         assert result.settings["candidates"] == candidates
         for layouts, (latents,) in asked:  # each draw is asked whether the model would describe it as the source
             assert layouts[0].ids[-len(source_ids) - 1 :] == [*source_ids, pipe.tokenizer.special.eos]
@@ -215,9 +221,7 @@ def test_an_edit_draw_that_still_reads_as_the_source_part_way_is_dropped_there(
         pipe.defaults = dataclasses.replace(pipe.defaults, edit_early_check=early_check)
         solved.clear()
         asked, steps = _unchanged_as(pipe, monkeypatch, verdicts), []
-        result = pipe.edit(
-            scene_image, "make it blue", seed=0, steps=5, candidates=candidates, progress=lambda i, n: steps.append(i)
-        )
+        result = _direct_edit(pipe, scene_image, 5, candidates, steps)
         return pixels(result)[0], [latents for _, (latents,) in asked], steps
 
     single, _, _ = edit(1, [])
@@ -236,12 +240,58 @@ def test_an_edit_whose_every_draw_reads_as_the_source_warns_the_user(fresh_tiny_
 
     def warnings(candidates: int, verdicts: list[bool]) -> list[str]:
         _unchanged_as(fresh_tiny_pipeline, monkeypatch, verdicts)
-        return fresh_tiny_pipeline.edit(scene_image, "make it blue", seed=0, steps=2, candidates=candidates).warnings
+        edit = fresh_tiny_pipeline.edit(
+            scene_image, "make it blue", seed=0, steps=2, candidates=candidates, think=False
+        )
+        return edit.warnings
 
     assert warnings(3, [True] * 3) == [unchanged_warning(3)]
     assert "all 3 draws" in unchanged_warning(3) and "another seed" in unchanged_warning(3)
     assert warnings(3, [True, False]) == []  # the second draw changed something
     assert warnings(1, []) == []  # a single draw is not checked, so there is nothing to warn of
+
+
+def _thinks(pipe, monkeypatch, thought: str, describes_source_as: str = "") -> None:
+    """Make the model answer the edit_caption question with `thought`, and describe any image as
+    `describes_source_as` (every other decode)."""
+    question = pipe.tokenizer.encode(edit_caption_question("make the red circle blue"))
+
+    def decode(self, layout, latents, max_new, temperature, generator):
+        said = thought if layout.ids[-len(question) :] == question else describes_source_as
+        return iter(self.tokenizer.encode(said))
+
+    monkeypatch.setattr(type(pipe), "_decode", decode)
+
+
+def test_a_thinking_edit_states_the_result_then_draws_that_statement(fresh_tiny_pipeline, monkeypatch, scene_image):
+    pipe, plan = fresh_tiny_pipeline, "a large blue circle at the center on a gray background"
+    asked = pipe.chat([{"role": "user", "content": edit_caption_question("make the red circle blue")}], [scene_image])
+    thinking = pipe.edit(scene_image, "make the red circle blue", seed=4, steps=2, candidates=2, think=True)
+    assert thinking.settings["thought"] == asked  # the plan is the model's answer to the edit_caption question
+    _thinks(pipe, monkeypatch, plan)
+    result = pipe.edit(scene_image, "make the red circle blue", seed=4, steps=2, candidates=2, think=True)
+    drawn = pipe.text_to_image(plan, seed=4, steps=2, candidates=2)
+    assert (result.settings["think"], result.settings["thought"]) == (True, plan)
+    assert "image_guidance" not in result.settings  # no source branch: it would only mislead in the saved settings
+    assert np.array_equal(pixels(result)[0], pixels(drawn)[0]) and result.warnings == []
+    direct = pipe.edit(scene_image, "make the red circle blue", seed=4, steps=2, candidates=2, think=False)
+    assert "thought" not in direct.settings and not np.array_equal(pixels(direct)[0], pixels(result)[0])
+
+
+def test_a_thinking_edit_whose_plan_is_the_source_caption_warns(fresh_tiny_pipeline, monkeypatch, scene_image):
+    plan = "a large red circle at the center on a gray background"
+    _thinks(fresh_tiny_pipeline, monkeypatch, plan, describes_source_as=plan)
+    result = fresh_tiny_pipeline.edit(scene_image, "make the red circle blue", steps=1, think=True)
+    assert result.warnings == [unchanged_thought_warning(plan)] and plan in result.warnings[0]
+
+
+def test_a_thinking_edit_with_an_empty_plan_draws_from_source_and_instruction(
+    fresh_tiny_pipeline, monkeypatch, scene_image
+):
+    direct = fresh_tiny_pipeline.edit(scene_image, "make the red circle blue", seed=2, steps=2, think=False)
+    _thinks(fresh_tiny_pipeline, monkeypatch, "")
+    result = fresh_tiny_pipeline.edit(scene_image, "make the red circle blue", seed=2, steps=2, think=True)
+    assert result.settings["thought"] == "" and np.array_equal(pixels(result)[0], pixels(direct)[0])
 
 
 def test_chat_answers_about_images_and_videos_deterministically(tiny_pipeline, scene_image):

@@ -15,6 +15,7 @@ from tuna_core.data.tasks import (
     apply_edit,
     ask,
     chat_turns,
+    edit_caption_question,
     edit_kind,
     make_example,
     sample_edit,
@@ -431,6 +432,17 @@ def test_edit_kind_names_the_spec_edit(instruction: str, kind: str) -> None:
     assert edit_kind(instruction) == kind
 
 
+def test_an_edit_caption_example_asks_for_the_caption_of_the_edits_result() -> None:
+    for seed in range(20):
+        example = make_example("edit_caption", np.random.default_rng(seed))
+        instruction = example.text.removesuffix(". Describe the image.")
+        assert example.text == edit_caption_question(instruction) != instruction
+        assert example.answer == caption(apply_edit(example.scene, instruction)) == caption(example.target_scene)
+        np.testing.assert_array_equal(example.image, render_image(example.scene))  # the source, as edits see it
+    assert edit_caption_question(" Remove the red circle. ") == "Remove the red circle. Describe the image."
+    assert set(tokenize(edit_caption_question("add a small red circle in the center"))) <= set(vocabulary())
+
+
 def test_edit_kind_rejects_text_that_is_no_spec_edit() -> None:
     with pytest.raises(ValueError, match="cannot parse edit 'paint the red circle green'"):
         edit_kind("paint the red circle green")
@@ -623,12 +635,14 @@ def test_make_example_returns_what_each_task_trains_on() -> None:
         "edit": ("target_image", (64, 64, 3)),
         "video_qa": ("video", (17, 64, 64, 3)),
         "t2v": ("video", (17, 64, 64, 3)),
+        "edit_caption": ("image", (64, 64, 3)),
     }
+    assert set(shapes) == set(TASKS)
     for task, (field, shape) in shapes.items():
         example = make_example(task, rng)
         pixels = getattr(example, field)
         assert pixels.shape == shape and pixels.dtype == np.uint8
-        assert (example.answer is not None) == (task in ("caption", "qa", "video_qa"))
+        assert (example.answer is not None) == (task in ("caption", "qa", "video_qa", "edit_caption"))
     assert make_example("caption", rng).text == "Describe the image."
     with pytest.raises(ValueError, match="unknown task 'painting'"):
         make_example("painting", rng)

@@ -16,8 +16,8 @@ from safetensors.torch import load_file
 from tuna_core.checkpoint import load_model, save_pretrained
 from tuna_core.cli import build_parser, train_configs
 from tuna_core.config import TASK_GROUPS, ModelConfig, TrainConfig
-from tuna_core.data.tasks import vocabulary
-from tuna_core.data.world import render_image, render_video, sample_scene
+from tuna_core.data.tasks import edit_caption_question, vocabulary
+from tuna_core.data.world import caption, render_image, render_video, sample_scene
 from tuna_core.eval.heldout import held_out_set
 from tuna_core.layout import generation_layout
 from tuna_core.media import to_frames, to_pixels
@@ -44,7 +44,7 @@ def test_lr_warms_up_decays_and_stays_at_the_floor():
 def test_every_recipe_sees_as_many_samples_per_step_as_joint(group):
     cfg = TrainConfig(tasks=TASK_GROUPS[group])
     batches = cfg.task_batches()
-    assert set(batches) == set(TASK_GROUPS[group])
+    assert set(batches) == {t for t in TASK_GROUPS[group] if cfg.batch[t]}  # a size of 0 leaves a task out
     assert sum(batches.values()) == pytest.approx(sum(cfg.batch.values()), abs=len(batches))
 
 
@@ -83,13 +83,24 @@ def test_batch_flag_resizes_the_named_tasks_and_keeps_the_others(tmp_path):
     argv = ["train", "--out", str(tmp_path), "--batch", "t2i=32, qa=8"]
     _, cfg = train_configs(build_parser().parse_args(argv))
     assert cfg.batch == TrainConfig().batch | {"t2i": 32, "qa": 8}
-    assert cfg.task_batches() == cfg.batch
+    assert cfg.task_batches() == {task: size for task, size in cfg.batch.items() if size}
     with pytest.raises(SystemExit):  # argparse prints the usage and the bad item
         build_parser().parse_args(["train", "--out", str(tmp_path), "--batch", "t2i:32"])
-    with pytest.raises(ValueError, match=r"size ≥ 1 for each task"):
+    with pytest.raises(ValueError, match=r"sizes ≥ 0 \(0 or missing: skip\).*'paint': 4"):
         train_configs(build_parser().parse_args(["train", "--out", str(tmp_path), "--batch", "paint=4"]))
-    with pytest.raises(ValueError, match=r"size ≥ 1 for each task"):
-        TrainConfig(batch={"t2i": 0})
+    with pytest.raises(ValueError, match=r"sizes ≥ 0 \(0 or missing: skip\).*'t2i': -1"):
+        TrainConfig(batch={"t2i": -1})
+    with pytest.raises(ValueError, match=r"sizes ≥ 0 \(0 or missing: skip\)"):
+        TrainConfig(batch={"t2i": 0})  # nothing left to train
+    assert TrainConfig(batch={"t2i": 4, "qa": 2}).task_batches() == {"t2i": 4, "qa": 2}
+
+
+def test_edit_caption_is_trained_only_when_given_a_size_so_earlier_commands_replay(tmp_path):
+    assert TrainConfig().batch["edit_caption"] == 0 and "edit_caption" not in TrainConfig().task_batches()
+    six = ["train", "--out", str(tmp_path), "--batch", "t2i=48,caption=12,qa=24,edit=216,t2v=80,video_qa=32"]
+    assert list(train_configs(build_parser().parse_args(six))[1].task_batches()) == list(TrainConfig.tasks[:6])
+    _, cfg = train_configs(build_parser().parse_args([*six[:-1], six[-1] + ",edit_caption=96"]))
+    assert cfg.task_batches()["edit_caption"] == 96 and list(cfg.task_batches())[:6] == list(TrainConfig.tasks[:6])
 
 
 def test_edit_change_weight_flag_reaches_the_recipe_and_must_not_be_negative(tmp_path):
@@ -185,6 +196,20 @@ def test_a_follow_up_batch_supervises_every_answer_of_every_chat(tiny_pipeline, 
             batch, clean, _ = make_batch(task, size, data, tok, rng, 0.0, model.config, follow_ups)
             assert set((batch.labels == tok.special.eos).sum(1).tolist()) <= answers
             assert len(clean) == 1  # still one image or video per chat
+
+
+def test_an_edit_caption_batch_asks_for_the_caption_of_the_edits_result_about_its_source(tiny_pipeline, data):
+    tok = tiny_pipeline.tokenizer
+    batch, clean, target = make_batch("edit_caption", 4, data, tok, np.random.default_rng(0), 0.0, tiny_pipeline.config)
+    idx = np.random.default_rng(0).integers(len(data.edit_targets), size=4)  # the batch's draw
+    assert target is None and torch.equal(clean[0], data.images[idx].float())  # the edit's source, no generation
+    for row, i in enumerate(idx):
+        instruction, result = data.edits[i]
+        ids, labels = batch.ids[row].tolist(), batch.labels[row].tolist()
+        answer = [t for t in labels if t != -100]
+        assert tok.decode(answer) == caption(result) and answer[-1] == tok.special.eos
+        question = tok.encode(edit_caption_question(instruction))
+        assert any(ids[k : k + len(question)] == question for k in range(len(ids)))
 
 
 def test_unknown_task_is_named():

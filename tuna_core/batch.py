@@ -1,7 +1,8 @@
 """`run-batch`: many tasks from one JSONL file with one model load.
 
 Input lines: {"id", "task": "t2i"|"t2v"|"edit"|"chat", "prompt"|"instruction"|"question", "image",
-"video", "seed"} (paths relative to the JSONL's folder, seed 0 when missing). Output:
+"video", "seed", "think"} (paths relative to the JSONL's folder, seed 0 when missing; "think", edits
+only, the model's default when missing). Output:
 OUT_DIR/results.jsonl with {"id", "task", "output"} (a file under OUT_DIR; an edit the model read
 as unchanged adds "warnings") or {"id", "task", "answer"}, plus "seconds"; a bad line becomes
 {"id", "error"} and the batch goes on. Results are appended and flushed line by line, so an
@@ -66,7 +67,7 @@ def run_task(pipe: TunaPipeline, task: dict[str, Any], base: Path, out_dir: Path
         return {"output": save_mp4(video.frames, out_dir / f"{stem}.mp4", video.fps, video.settings).name}
     if kind == "edit":
         image = load_image(base / _text(task, "image"), pipe.limits)
-        result = pipe.edit(image, _text(task, "instruction"), seed=seed)
+        result = pipe.edit(image, _text(task, "instruction"), seed=seed, think=task.get("think"))
         saved = {"output": save_png(result.images[0], out_dir / f"{stem}.png", result.settings).name}
         return saved | ({"warnings": result.warnings} if result.warnings else {})
     images = [load_image(base / task["image"], pipe.limits)] if task.get("image") else None

@@ -63,6 +63,15 @@ def _candidates_arg(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--candidates", type=_candidates, default=None, help=help)
 
 
+def _think_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--think",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="edits: say what the result shows, then draw that (default: the model's; --no-think draws directly)",
+    )
+
+
 def _batch_sizes(text: str) -> dict[str, int]:
     """`t2i=32,qa=8`: micro-batch sizes for some tasks; the recipe's sizes stay for the others."""
     sizes = {}
@@ -162,7 +171,10 @@ def cmd_edit(args: argparse.Namespace) -> int:
         args.image_guidance,
         args.candidates,
         _progress("edit"),
+        think=args.think,
     )
+    if "thought" in result.settings:
+        print(f"thought: {result.settings['thought']}", file=sys.stderr)
     print(save_png(result.images[0], args.out, result.settings))
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -277,6 +289,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         "image_candidates": args.candidates,
         "video_candidates": args.candidates,
         "edit_candidates": args.candidates,
+        "edit_think": args.think,
     }
     pipe.defaults = dataclasses.replace(pipe.defaults, **{k: v for k, v in overrides.items() if v is not None})
     metrics = tuple(args.metrics) if args.metrics else METRICS
@@ -345,7 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--image-guidance", type=float, default=None, help="how closely to keep the source (1: plain guidance)"
     )
-    _candidates_arg(p, "self-check: draw again while the result changes nothing, up to this many draws")
+    _candidates_arg(
+        p,
+        "self-check: draw this many and keep the closest to the thought (without thinking: draw "
+        "again while the result changes nothing, up to this many draws)",
+    )
+    _think_arg(p)
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(handler=cmd_edit)
 
@@ -447,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="flow time shift instead of the model's",
     )
     _candidates_arg(p, "self-check candidates for images, videos and edits instead of the model's (1: the raw model)")
+    _think_arg(p)
     p.set_defaults(handler=cmd_eval)
 
     p = sub.add_parser("ablations", help="held-out losses and accuracy of equal-compute `train` runs")

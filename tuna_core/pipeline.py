@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from tuna_core.config import Limits, ModelConfig, SamplerConfig
-from tuna_core.data.tasks import DESCRIBE_IMAGE, DESCRIBE_VIDEO
+from tuna_core.data.tasks import DESCRIBE_IMAGE, DESCRIBE_VIDEO, edit_caption_question
 from tuna_core.layout import (
     Layout,
     chat_layout,
@@ -251,31 +251,70 @@ class TunaPipeline:
         image_guidance: float | None = None,
         candidates: int | None = None,
         progress: Progress | None = None,
+        think: bool | None = None,
     ) -> ImageResult:
-        """Edit `image` by `instruction`. With `candidates` k > 1, a result the model describes exactly as
-        it describes the source (an edit that changed nothing) is drawn again, up to k draws in all."""
+        """Edit `image` by `instruction`.
+
+        Thinking (`think`, the model's default): the model first says what the edited image will show
+        (the `edit_caption` question, greedy; `settings["thought"]`), then draws that description as
+        text-to-image does, `candidates` draws ranked by how closely it describes each to the thought. A
+        thought that is the model's description of the source warns that it changed nothing.
+        Without thinking the result is drawn from source and instruction directly (InstructPix2Pix's two
+        guidance scales); with `candidates` k > 1 a result the model describes exactly as it describes the
+        source (an edit that changed nothing) is drawn again, up to k draws in all."""
         settings = self._generation_settings("edit", instruction, "", seed, steps, guidance)
         settings["instruction"] = settings.pop("prompt")
-        settings["image_guidance"] = self._check_guidance(
-            "image_guidance", _default(image_guidance, self.defaults.image_guidance)
-        )
         settings["candidates"] = self._check_candidates(_default(candidates, self.defaults.edit_candidates))
+        image_guidance = self._check_guidance("image_guidance", _default(image_guidance, self.defaults.image_guidance))
         side = self.config.image_size
+        grid = self.config.latent_grid(1, side, side)
         timings: dict[str, float] = {}
         with _Timer(timings, "encode"):
             source = self._encode_images([image])
         n = self.config.latent_tokens(source.shape[2:])
         special = self.tokenizer.special
+        if think is not None and not isinstance(think, bool):
+            raise ValueError(f"think must be true or false, got {think!r}")
+        settings["think"] = _default(think, self.defaults.edit_think)
+        if settings["think"]:
+            question = self._prompt_ids(edit_caption_question(instruction))
+            with _Timer(timings, "think"):
+                layout = understanding_layout(special, [n], question)
+                answer = self._decode(layout, [source], self.defaults.max_new_tokens, 0.0, None)
+                settings["thought"] = self.tokenizer.decode(list(answer))
+            # As a prompt: words only (an untrained model may write special tokens, which decoding drops).
+            thought = self._prompt_ids(settings["thought"], allow_empty=True)
+            if thought:  # an empty plan (an untrained model) leaves the edit to source and instruction
+                return self._draw_thought(source, thought, settings, grid, timings, progress)
+        settings["image_guidance"] = image_guidance  # only here: a thinking edit has no source branch to weigh
         cond = editing_layout(special, n, self._prompt_ids(instruction), 0)
         uncond = editing_layout(special, n, [], 0)
         # The branch with neither source nor instruction is text-to-image's unconditional one.
         empty = generation_layout(special, [], 0) if settings["image_guidance"] != 1.0 else None
-        grid = self.config.latent_grid(1, side, side)
         frames, more, changed = self._generate(
             cond, uncond, [source], grid, 1, settings, progress, empty=empty, source=source
         )
         self.last_timings = timings | more
         warnings = [] if changed else [unchanged_warning(settings["candidates"])]
+        return ImageResult([Image.fromarray(frames[0][0])], settings, self.last_timings, warnings)
+
+    def _draw_thought(
+        self,
+        source: torch.Tensor,
+        thought: list[int],
+        settings: dict[str, Any],
+        grid: tuple[int, int, int],
+        timings: dict[str, float],
+        progress: Progress | None,
+    ) -> ImageResult:
+        """A thinking edit's second half: draw the thought as a prompt, and warn when it is the source's caption."""
+        special = self.tokenizer.special
+        cond, uncond = generation_layout(special, thought, 0), generation_layout(special, [], 0)
+        frames, more, _ = self._generate(cond, uncond, [], grid, 1, settings, progress, check=settings["thought"])
+        with _Timer(more, "self-check"):
+            changed = thought != self._description_ids(source)
+        self.last_timings = timings | more
+        warnings = [] if changed else [unchanged_thought_warning(settings["thought"])]
         return ImageResult([Image.fromarray(frames[0][0])], settings, self.last_timings, warnings)
 
     def _generate(
@@ -289,13 +328,15 @@ class TunaPipeline:
         progress: Progress | None,
         empty: Layout | None = None,
         source: torch.Tensor | None = None,
+        check: str | None = None,
     ) -> tuple[list[np.ndarray], dict[str, float], bool]:
         """Steps 2–5 shared by every generation task: prefill, noise, ODE, self-check, decode.
 
         `empty` (edits with image guidance) is a third branch with no clean image, so it has a
         prefix of its own. With `settings["candidates"]` k > 1 each output has k noise draws (the
         first is the single draw's). Generations denoise all k in one batch and decode only the one
-        `self_check` prefers; an edit (`source` given) denoises them in turn, as `_first_change` asks.
+        `self_check` prefers, scored against `check` (default: the prompt); an edit drawn from its
+        source (`source` given) denoises them in turn, as `_first_change` asks.
         The flag is False only for an edit whose every draw the model read as its unchanged source."""
         timings: dict[str, float] = {}
         guidance = settings["guidance"]
@@ -344,7 +385,7 @@ class TunaPipeline:
             latents = _last(draw(noise)).x
             if candidates > 1:
                 with _Timer(timings, "self-check"):
-                    latents = self.self_check(latents, settings["prompt"], candidates)
+                    latents = self.self_check(latents, check or settings["prompt"], candidates)
         with _Timer(timings, "decode"):
             pixels = self.units.vae_decode(latents)  # (B, 3, T, H, W)
         self.last_timings = timings
@@ -530,6 +571,14 @@ def _default(value: Any, default: Any) -> Any:
 def _last(steps: Iterable[OdeStep]) -> OdeStep:
     """The last of a solve's steps (where it lands), run to the end."""
     return collections.deque(steps, maxlen=1)[0]
+
+
+def unchanged_thought_warning(thought: str) -> str:
+    """An edit whose thought is how the model describes the source: it read the instruction as changing nothing."""
+    return (
+        f"The model's plan ({thought!r}) is how it describes the source image, so the edit probably changed "
+        "nothing: name an object the image shows, or try other words."
+    )
 
 
 def unchanged_warning(draws: int) -> str:

@@ -37,7 +37,7 @@ from tuna_core.data.world import (
 
 T = TypeVar("T")
 
-TASKS: tuple[str, ...] = ("caption", "qa", "video_qa", "t2i", "t2v", "edit")
+TASKS: tuple[str, ...] = ("caption", "qa", "video_qa", "t2i", "t2v", "edit", "edit_caption")
 VIDEO_TASKS = frozenset({"video_qa", "t2v"})  # the tasks whose scenes are 17-frame clips
 PARAPHRASE_P = 0.25  # generation prompts: share of paraphrases (the rest are canonical)
 DROP_SIZE_P = 0.15  # canonical generation prompts: chance to leave out each object's size
@@ -165,6 +165,18 @@ def apply_edit(scene: Scene, instruction: str) -> Scene:
     if cell in occupied:
         raise ValueError(f"edit {instruction!r} does not apply: the {POSITIONS[cell]} is occupied")
     return scene.replace(target, ShapeObject(shape, color, target.size, cell))
+
+
+def edit_caption_question(instruction: str) -> str:
+    """The question whose answer is the caption of `instruction`'s result: ``{instruction}. Describe the image.``
+
+    An edit first states what it will draw (the `edit_caption` task, answered like any question)
+    and then draws that description (`TunaPipeline.edit`), as BAGEL's "thinking" edits do: the
+    model follows a caption far better (text-to-image) than it binds an instruction to one object
+    of the source. Only words every instruction and question already use, so any tokenizer of the
+    world reads it.
+    """
+    return f"{' '.join(instruction.split()).removesuffix('.')}. {DESCRIBE_IMAGE}"
 
 
 def sample_edit(scene: Scene, rng: np.random.Generator) -> tuple[str, Scene]:
@@ -333,9 +345,9 @@ def chat_turns(task: str, scene: Scene, rng: np.random.Generator, follow_ups: fl
 class Example:
     """One training / evaluation example; pixel arrays are uint8, (H, W, 3) or (T, H, W, 3).
 
-    `text` is the prompt (t2i / t2v), the question (caption / qa / video_qa) or the instruction
-    (edit). `image` is the input image (caption, qa, edit source) or the target (t2i); `video`
-    the input (video_qa) or the target (t2v).
+    `text` is the prompt (t2i / t2v), the question (caption / qa / video_qa / edit_caption) or the
+    instruction (edit). `image` is the input image (caption, qa, edit and edit_caption source) or
+    the target (t2i); `video` the input (video_qa) or the target (t2v).
     """
 
     task: str
@@ -345,7 +357,7 @@ class Example:
     image: np.ndarray | None = None
     video: np.ndarray | None = None
     target_image: np.ndarray | None = None  # edit only
-    target_scene: Scene | None = None  # edit only
+    target_scene: Scene | None = None  # edit and edit_caption
 
 
 def generation_prompt(scene: Scene, rng: np.random.Generator) -> str:
@@ -370,6 +382,9 @@ def make_example(task: str, rng: np.random.Generator, size: int = 64) -> Example
     if task == "t2v":
         return Example(task, scene, generation_prompt(scene, rng), video=render_video(scene, size))
     instruction, target = sample_edit(scene, rng)
+    if task == "edit_caption":
+        question = edit_caption_question(instruction)
+        return Example(task, scene, question, caption(target), image=render_image(scene, size), target_scene=target)
     return Example(
         task,
         scene,

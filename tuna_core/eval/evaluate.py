@@ -8,6 +8,8 @@ exact match with the oracle, pictures by the pixel detector (tuna_core.eval.dete
   the prompt gives it) size, the background when given, and no extra object.
 - edit: the result is exactly the expected scene (caption of detected == caption of target),
   also counted per kind of edit (recolor, remove, add, move), since each kind fails its own way.
+  A thinking edit's plan is scored too (exactly the target's caption?), to tell a wrong plan from
+  a right plan drawn wrong.
 - video direction (t2v): every named object found, moving the named way (or still).
 - image QA, caption, video QA: exact string match.
 
@@ -59,6 +61,7 @@ class Trial:
     image: np.ndarray | None = None
     hits: tuple[int, int, int] = (0, 0, 0)  # objects named, placed, exact (pictures only)
     kind: str | None = None  # edits: recolor, remove, add or move
+    plan_correct: bool | None = None  # thinking edits: the plan is the target's caption
 
 
 def _hits(spec: PromptSpec, got: Scene) -> tuple[int, int, int]:
@@ -98,11 +101,14 @@ def trial(pipe: TunaPipeline, metric: str, seed: int, i: int) -> Trial:
     if metric == "edit":
         scene = sample_scene(rng)
         instruction, target = sample_edit(scene, rng)
-        image = np.asarray(pipe.edit(render_image(scene, size), instruction, seed=i).images[0])
+        result = pipe.edit(render_image(scene, size), instruction, seed=i)
+        image = np.asarray(result.images[0])
         detected, want = detect_scene(image), caption(target)
         got, hits = describe(detected), _hits(parse_prompt(want), detected)
         query = f"{caption(scene)} | {instruction}"
-        return Trial(metric, query, want, got, got == want, image, hits, edit_kind(instruction))
+        plan = result.settings.get("thought")
+        plan_correct = None if plan is None else plan == want
+        return Trial(metric, query, want, got, got == want, image, hits, edit_kind(instruction), plan_correct)
     scene = sample_scene(rng, video=True)
     if metric == "video_qa":
         question, answer = ask("video_qa", scene, rng)
@@ -158,6 +164,13 @@ def evaluate(
                 k: {"right": sum(t.correct for t in trials if t.kind == k), "n": sum(t.kind == k for t in trials)}
                 for k in kinds
             }
+        if planned := [t for t in trials if t.plan_correct is not None]:
+            right_plans = [t for t in planned if t.plan_correct]
+            report["metrics"][metric]["plans"] = {
+                "n": len(planned),
+                "right": len(right_plans),
+                "drawn_right": sum(t.correct for t in right_plans),
+            }
     if contact_sheet is not None and shown:
         save_contact_sheet(shown, contact_sheet)
     return report
@@ -182,6 +195,11 @@ def format_table(report: dict[str, Any]) -> str:
         if "by_kind" in row:
             kinds = ", ".join(f"{k} {c['right']}/{c['n']}" for k, c in row["by_kind"].items())
             lines += ["", f"{metric} right by kind: {kinds}"]
+        if plans := row.get("plans"):
+            lines.append(
+                f"{metric} plans right: {plans['right']}/{plans['n']}, "
+                f"and drawn right from a right plan: {plans['drawn_right']}/{plans['right']}"
+            )
     return "\n".join(lines)
 
 

@@ -29,8 +29,9 @@ from tqdm import tqdm
 
 from tuna_core.checkpoint import load_model, save_pretrained
 from tuna_core.config import ModelConfig, TrainConfig
-from tuna_core.data.tasks import VIDEO_TASKS, chat_turns, generation_prompt, vocabulary
-from tuna_core.layout import chat_layout, editing_layout, generation_layout
+from tuna_core.data.tasks import VIDEO_TASKS, chat_turns, edit_caption_question, generation_prompt, vocabulary
+from tuna_core.data.world import caption
+from tuna_core.layout import chat_layout, editing_layout, generation_layout, understanding_layout
 from tuna_core.model import SequenceBatch, TunaModel
 from tuna_core.tokenizer import TunaTokenizer
 from tuna_core.train.cache import LatentCache, build_cache
@@ -58,11 +59,16 @@ def make_batch(
     def keep(text: str) -> list[int]:
         return [] if rng.random() < dropout else tok.encode(text)
 
-    if task == "edit":
+    if task in ("edit", "edit_caption"):  # cached image i is the source of edit i
         idx = rng.integers(len(cache.edit_targets), size=size)
         n = config.latent_tokens(cache.images.shape[2:])
+        source = [cache.images[idx].float()]
+        if task == "edit_caption":
+            qa = [(edit_caption_question(cache.edits[i][0]), caption(cache.edits[i][1])) for i in idx]
+            layouts = [understanding_layout(sp, [n], tok.encode(q), tok.encode(a)) for q, a in qa]
+            return SequenceBatch.from_layouts(layouts), source, None
         layouts = [editing_layout(sp, n, keep(cache.edits[i][0]), n) for i in idx]
-        return SequenceBatch.from_layouts(layouts), [cache.images[idx].float()], cache.edit_targets[idx].float()
+        return SequenceBatch.from_layouts(layouts), source, cache.edit_targets[idx].float()
     video = task in VIDEO_TASKS
     pool, pool_scenes = (cache.videos, cache.video_scenes) if video else (cache.images, cache.image_scenes)
     idx = rng.integers(len(pool), size=size)
