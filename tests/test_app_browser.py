@@ -167,12 +167,12 @@ def test_every_tab_runs_in_the_browser_and_results_can_be_rated(
     snap("05-text-to-video")
 
     # Edit: an example (image + instruction) runs in one click; the result appears beside the source, and
-    # the bundled model's plan (it thinks first) beside it.
+    # the model's plan (the tiny preset thinks first) beside it.
     page.get_by_role("tab", name="Edit").click()
     edit = page.locator("#tab-edit")
     edit.get_by_text("make the red circle blue").first.click()
     page.locator("#edit-result img").wait_for()
-    expect(page.locator("#edit-plan")).to_contain_text("The model's plan: a ")
+    expect(page.locator("#edit-plan")).to_contain_text("The model's plan: ")
     rate("edit", 3, "edit shown beside its source")
     snap("06-edit")
 

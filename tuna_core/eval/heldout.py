@@ -55,7 +55,7 @@ def held_out_losses(
     images: int = 64,
     videos: int = 16,
     draws: int = 4,
-    tasks: tuple[str, ...] = TrainConfig.tasks,
+    tasks: tuple[str, ...] = tuple(TrainConfig().task_batches()),  # what the default recipe trains
 ) -> dict[str, float]:
     """Mean loss per task ("t2i" → its flow MSE, "qa" → its token CE …) over `draws` fixed batches.
 
