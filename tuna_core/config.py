@@ -356,7 +356,7 @@ class SamplerConfig:
         0.51 → 0.55 and 0.39 → 0.41, a third 0.55 and 0.42 (session 24), so edits get two draws, which keeps the
         worst case near the 2 s target. The bundled weights are trained to say what an edit's result shows
         (`edit_caption`), so the tiny model's edits think first: drawn from that plan, the eval's edits went
-        0.61 → 0.69 after 300 steps of it (docs/TRAINING.md, session 35)."""
+        0.61 → 0.75 after 600 steps of it (docs/TRAINING.md, session 35)."""
         if config.name == "tiny":
             return cls(
                 steps=20,

@@ -266,6 +266,8 @@ class TunaPipeline:
         settings["instruction"] = settings.pop("prompt")
         settings["candidates"] = self._check_candidates(_default(candidates, self.defaults.edit_candidates))
         image_guidance = self._check_guidance("image_guidance", _default(image_guidance, self.defaults.image_guidance))
+        if think is not None and not isinstance(think, bool):
+            raise ValueError(f"think must be true or false, got {think!r}")
         side = self.config.image_size
         grid = self.config.latent_grid(1, side, side)
         timings: dict[str, float] = {}
@@ -273,8 +275,6 @@ class TunaPipeline:
             source = self._encode_images([image])
         n = self.config.latent_tokens(source.shape[2:])
         special = self.tokenizer.special
-        if think is not None and not isinstance(think, bool):
-            raise ValueError(f"think must be true or false, got {think!r}")
         settings["think"] = _default(think, self.defaults.edit_think)
         if settings["think"]:
             question = self._prompt_ids(edit_caption_question(instruction))
