@@ -3,6 +3,7 @@
 import dataclasses
 import itertools
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -245,18 +246,21 @@ def test_decoupled_checkpoint_round_trips(tiny_pipeline, tmp_path):
     assert torch.equal(loaded.latent_tokens.connector.fc2.weight, model.latent_tokens.connector.fc2.weight)
 
 
+SMALL_RECIPE = {
+    "cache_images": 48,
+    "cache_edits": 16,
+    "cache_videos": 8,
+    "steps": 3,
+    "warmup_steps": 1,
+    "checkpoint_every": 1,
+    "log_every": 1,
+    "batch": {"t2i": 2, "caption": 1, "qa": 2, "edit": 2, "t2v": 1, "video_qa": 1},
+}
+
+
 @pytest.fixture(scope="module")
 def small_recipe() -> TrainConfig:
-    return TrainConfig(
-        cache_images=48,
-        cache_edits=16,
-        cache_videos=8,
-        steps=3,
-        warmup_steps=1,
-        checkpoint_every=1,
-        log_every=1,
-        batch={"t2i": 2, "caption": 1, "qa": 2, "edit": 2, "t2v": 1, "video_qa": 1},
-    )
+    return TrainConfig(**SMALL_RECIPE)
 
 
 def test_the_cache_holds_each_seeded_scene_at_its_index(tmp_path, small_recipe):
@@ -298,6 +302,36 @@ def test_resumed_training_matches_an_uninterrupted_run(tmp_path, small_recipe):
     assert len(logs[0]) == len(logs[1]) == 3
     assert all(json.loads(line)["s_per_step"] > 0 for line in logs[0])  # what a GPU script sizes its run by
     assert (tmp_path / "resumed" / "loss.png").exists()
+
+
+def test_accelerate_launch_trains_data_parallel_each_process_on_its_own_samples(tmp_path):
+    """The multi-GPU launch, `accelerate launch --multi_gpu` (here on 2 CPU processes over gloo, which
+    ACCELERATE_USE_CPU=1 asks for; on GPUs NCCL): the main process alone logs and saves, and the second process's
+    samples count, so 2 processes end on other weights than 1 with the same seed and recipe (two processes
+    drawing the same samples, or two unconnected single-process runs, would not)."""
+    program = tmp_path / "train.py"
+    program.write_text(
+        "import sys\nfrom pathlib import Path\nimport torch\nfrom diffusers import AutoencoderKLWan\n"
+        "from tuna_core.config import ModelConfig, TrainConfig\nfrom tuna_core.train.joint import train_joint\n"
+        "if __name__ == '__main__':  # the cache renders scenes in worker processes that import this file\n"
+        "    torch.manual_seed(0)\n    config = ModelConfig.tiny()\n    vae = AutoencoderKLWan(**config.vae).eval()\n"
+        f"    train_joint(config, TrainConfig(**{ {**SMALL_RECIPE, 'steps': 2}!r}), Path(sys.argv[1]), vae,"
+        " cache_dir=Path(sys.argv[2]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
+    weights = {}
+    for processes, mode in ((1, "--cpu"), (2, "--multi_gpu")):
+        out = tmp_path / f"run{processes}"
+        launch = [sys.executable, "-m", "accelerate.commands.launch", mode, "--num_machines", "1"]
+        launch += ["--num_processes", str(processes), "--mixed_precision", "no", "--dynamo_backend", "no"]
+        done = subprocess.run(
+            [*launch, str(program), str(out), str(tmp_path / "cache")], capture_output=True, text=True, env=env
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert len((out / "log.jsonl").read_text().splitlines()) == 2
+        weights[processes] = load_file(str(out / "latest" / "tuna.safetensors"))
+    assert weights[1].keys() == weights[2].keys()
+    assert max((weights[1][k].float() - weights[2][k].float()).abs().max().item() for k in weights[1]) > 1e-5
 
 
 def a_checkpoint_on(vae: AutoencoderKLWan, folder, seed: int) -> TunaModel:

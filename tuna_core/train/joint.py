@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DistributedDataParallelKwargs
 from diffusers import AutoencoderKLWan
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
@@ -159,7 +159,10 @@ def train_joint(
     precision = cfg.mixed_precision
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_available() else "no"
-    accelerator = Accelerator(mixed_precision=precision)
+    # Each task's backward uses only part of the model (understanding never reaches the flow head), so data-parallel
+    # runs must let DDP find the parameters a pass left unused; its gradient stays averaged across processes.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    accelerator = Accelerator(mixed_precision=precision, kwargs_handlers=[ddp])
     tok = TunaTokenizer.word_level(vocabulary())
     config = dataclasses.replace(model_config, llm={**model_config.llm, "vocab_size": tok.vocab_size})
     torch.manual_seed(cfg.seed)
