@@ -349,7 +349,7 @@ class SamplerConfig:
         drew 0.24 / 0.27 / 0.27 / 0.30 / 0.27 of the objects exactly. On the shipped weights a time shift of 3
         (against the model's 1 for images, 2.2 for videos) lifted edits by 0.05 on two scene sets, 0.46 → 0.51 and
         0.33 → 0.38, and left text-to-image and video direction within the noise (docs/TRAINING.md, session 21).
-        Self-check over 2 images and 3 videos is what fits the CPU speed targets (2 s an image, 10 s a video); at
+        Self-check over 2 images and 3 videos first fitted the CPU speed targets (2 s an image, 10 s a video); at
         n = 100 on two scene sets it lifted text-to-image 0.79 → 0.82 and 0.78 → 0.82, and video direction
         0.54 → 0.67 and 0.62 → 0.67 (docs/TRAINING.md, session 22). 12 % of single-draw edits change nothing
         (the model describes them as their source; none of those is right); a second draw then lifted edits
