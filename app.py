@@ -585,8 +585,17 @@ def build_demo(
                 if path is None:
                     raise ValueError("upload an image to edit")
                 original = load_image(path, limits)
-                settings = (seed, steps, guidance, image_guidance, candidates, _denoising(progress), think)
-                result = pipeline.edit(original, instruction, *settings)
+                result = pipeline.edit(
+                    original,
+                    instruction,
+                    seed,
+                    steps,
+                    guidance,
+                    image_guidance,
+                    candidates,
+                    progress=_denoising(progress),
+                    think=think,
+                )
             saved = store.save_image(result.images[0], result.settings, source=original)
             for warning in result.warnings:
                 gr.Warning(warning)
